@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/shapley_core.py
+	$(BIN)/python benchmarks/masked_forward.py
 
 demo: $(STAMP)
 	$(BIN)/python benchmarks/shapley_core.py --seeds 5

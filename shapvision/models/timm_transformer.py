@@ -1,0 +1,134 @@
+"""timm vision transformers (``VisionTransformer`` and ``Eva``, incl. open_clip's EVA02 trunk) under patch masks.
+
+Two formulations of "patch i is absent", identical in exact arithmetic:
+- ``masking="drop"`` (default): after position embedding, only the prefix tokens and the kept patch
+  tokens enter the blocks (MAE-style gather; Eva's rotary embedding is gathered with them).
+- ``masking="attention"`` (the ViT-Shapley reference): all tokens run, removed patches are blocked
+  as attention keys in every layer; their own outputs are discarded.
+Every other op in a block is per-token, so the prefix and kept outputs agree; dropping does work
+proportional to the kept count only.
+"""
+
+import torch
+import torch.nn as nn
+from timm.models.eva import Eva
+
+from shapvision.models.masked_backbone import MaskedBackbone
+from shapvision.models.patch_features import PatchFeatures
+from shapvision.models.token_dropping import (
+    bucket_by_kept_count,
+    gather_tokens,
+    kept_indices,
+    key_mask,
+    scatter_tokens,
+)
+
+MASKING_MODES = ("drop", "attention")
+
+
+def _to_2tuple(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+class TimmTransformerBackbone(MaskedBackbone):
+    """Masked forward over a timm ``VisionTransformer`` or ``Eva`` instance."""
+
+    def __init__(self, model: nn.Module, masking: str = "drop", max_buckets: int = 8):
+        super().__init__()
+        if masking not in MASKING_MODES:
+            raise ValueError(f"masking must be one of {MASKING_MODES}, got {masking!r}")
+        for attr in ("patch_embed", "_pos_embed", "blocks", "norm", "num_prefix_tokens"):
+            if not hasattr(model, attr):
+                raise TypeError(f"{type(model).__name__} is not a timm ViT/Eva model (no `{attr}`)")
+        if getattr(model, "attn_pool", None) is not None or model.global_pool not in (
+            "token",
+            "avg",
+            "",
+        ):
+            raise ValueError(
+                f"global_pool={model.global_pool!r} is not supported under masks; use 'token' or 'avg'"
+            )
+        if getattr(model, "dynamic_img_size", False):
+            raise ValueError(
+                "dynamic_img_size models are not supported: fix img_size when creating the model"
+            )
+        self.model = model
+        self.masking = masking
+        self.max_buckets = max_buckets
+        self.is_eva = isinstance(model, Eva)
+        if self.is_eva and getattr(model, "rope_mixed", False):
+            raise ValueError(
+                "Eva models with depth-dependent ('mixed') rotary embeddings are not supported"
+            )
+        self.grid_size = tuple(model.patch_embed.grid_size)
+        self.patch_size = _to_2tuple(model.patch_embed.patch_size)[0]
+        self.embed_dim = model.embed_dim
+        self.num_prefix_tokens = model.num_prefix_tokens
+
+    def forward_patches(self, images, keep=None, masking: str | None = None) -> PatchFeatures:
+        explicit_keep = keep is not None
+        keep = self.validate_inputs(images, keep)
+        masking = masking or self.masking
+        if masking not in MASKING_MODES:
+            raise ValueError(f"masking must be one of {MASKING_MODES}, got {masking!r}")
+        x, rope = self._embed(images)
+        if not explicit_keep:
+            prefix, tokens = self._run_blocks(x, rope, None)
+        elif masking == "attention":
+            prefix, tokens = self._run_with_attention_mask(x, rope, keep)
+        else:
+            prefix, tokens = self._run_with_token_dropping(x, rope, keep)
+        tokens = tokens * keep.unsqueeze(2).to(tokens.dtype)
+        return PatchFeatures(
+            tokens=tokens, keep=keep, prefix=prefix, pooled=self._pool(prefix, tokens, keep)
+        )
+
+    def _embed(self, images):
+        out = self.model._pos_embed(self.model.patch_embed(images))
+        x, rope = out if self.is_eva else (out, None)
+        return self.model.norm_pre(x), rope
+
+    def _run_blocks(self, x, rope, attn_mask):
+        for block in self.model.blocks:
+            x = (
+                block(x, rope=rope, attn_mask=attn_mask)
+                if self.is_eva
+                else block(x, attn_mask=attn_mask)
+            )
+        x = self.model.norm(x)
+        return x[:, : self.num_prefix_tokens], x[:, self.num_prefix_tokens :]
+
+    def _run_with_attention_mask(self, x, rope, keep):
+        prefix_keep = keep.new_ones(keep.shape[0], self.num_prefix_tokens)
+        attn_mask = torch.cat([prefix_keep, keep], dim=1)[:, None, None, :]
+        return self._run_blocks(x, rope, attn_mask)
+
+    def _run_with_token_dropping(self, x, rope, keep):
+        batch, num_patches = keep.shape
+        prefix_out = x.new_zeros(batch, self.num_prefix_tokens, x.shape[2])
+        tokens_out = x.new_zeros(batch, num_patches, x.shape[2])
+        npt = self.num_prefix_tokens
+        for samples in bucket_by_kept_count(keep, self.max_buckets):
+            index, valid = kept_indices(keep[samples])
+            if index.shape[1] == 0 and npt == 0:
+                continue  # nothing to run: no prefix token and no kept patch leaves all-zero features
+            sub = x[samples]
+            kept = torch.cat([sub[:, :npt], gather_tokens(sub[:, npt:], index)], dim=1)
+            sub_rope = None
+            if rope is not None:
+                # Eva's rotary embedding covers patch tokens only: keep each kept token's own rotation.
+                sub_rope = gather_tokens(
+                    rope.expand(len(samples), *rope.shape[-2:]), index
+                ).unsqueeze(1)
+            prefix, kept_tokens = self._run_blocks(kept, sub_rope, key_mask(valid, npt))
+            prefix_out[samples] = prefix
+            tokens_out[samples] = scatter_tokens(kept_tokens, index, valid, num_patches)
+        return prefix_out, tokens_out
+
+    def _pool(self, prefix, tokens, keep):
+        if self.model.global_pool == "token" and self.num_prefix_tokens:
+            pooled = prefix[:, 0]
+        else:
+            counts = keep.sum(1, keepdim=True).clamp_min(1).to(tokens.dtype)
+            pooled = tokens.sum(1) / counts
+        return self.model.fc_norm(pooled)

@@ -1,0 +1,278 @@
+"""Token dropping equals attention masking; ResNet masking is local; open_clip towers; weights offline."""
+
+import json
+
+import open_clip
+import pytest
+import torch
+
+from shapvision.models import (
+    ExplainerHead,
+    PatchVotingHead,
+    TimmResNetBackbone,
+    TimmTransformerBackbone,
+    create_backbone,
+    create_timm_model,
+)
+from shapvision.models.token_dropping import (
+    bucket_by_kept_count,
+    gather_tokens,
+    kept_indices,
+    scatter_tokens,
+)
+from shapvision.shapley import ShapleyKernelSampler, UniformSizeSampler
+
+TINY_VIT = dict(depth=2, embed_dim=48, num_heads=3)
+
+
+def mixed_masks(batch, num_patches, seed=0):
+    """Masks of every kind in one batch: full, empty, single patches, and kernel / uniform draws."""
+    g = torch.Generator().manual_seed(seed)
+    keep = torch.cat(
+        [
+            ShapleyKernelSampler(num_patches).sample(batch - 4, generator=g),
+            UniformSizeSampler(num_patches).sample(2, generator=g),
+            torch.ones(1, num_patches, dtype=torch.bool),
+            torch.zeros(1, num_patches, dtype=torch.bool),
+        ]
+    )
+    return keep[torch.randperm(batch, generator=g)]
+
+
+def assert_drop_equals_attention(backbone, images, keep):
+    backbone.eval()
+    with torch.no_grad():
+        reference = backbone.forward_patches(images, keep, masking="attention")
+        dropped = backbone.forward_patches(images, keep, masking="drop")
+    assert dropped.tokens.shape == (images.shape[0], backbone.num_patches, backbone.embed_dim)
+    torch.testing.assert_close(dropped.tokens, reference.tokens, rtol=0, atol=1e-5)
+    torch.testing.assert_close(dropped.pooled, reference.pooled, rtol=0, atol=1e-5)
+    if reference.prefix is not None:
+        torch.testing.assert_close(dropped.prefix, reference.prefix, rtol=0, atol=1e-5)
+    assert torch.all(dropped.tokens[~keep] == 0)
+    return dropped
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("vit_tiny_patch16_224", dict(global_pool="token")),
+        ("vit_tiny_patch16_224", dict(global_pool="avg", class_token=False)),
+        ("deit_tiny_distilled_patch16_224", {}),
+        ("vit_small_patch16_224", dict(reg_tokens=2, no_embed_class=True)),
+    ],
+)
+@pytest.mark.parametrize("max_buckets", [1, 3])
+def test_timm_vit_token_dropping_equals_attention_masking(name, kwargs, max_buckets):
+    torch.manual_seed(0)
+    backbone = create_backbone(name, img_size=64, max_buckets=max_buckets, **{**TINY_VIT, **kwargs})
+    images = torch.randn(10, 3, 64, 64)
+    keep = mixed_masks(10, backbone.num_patches)
+    assert_drop_equals_attention(backbone, images, keep)
+
+
+def test_unmasked_forward_equals_timm_forward_features():
+    torch.manual_seed(0)
+    backbone = create_backbone("vit_tiny_patch16_224", img_size=32, **TINY_VIT).eval()
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        ours = backbone.forward_patches(images)
+        theirs = backbone.model.forward_features(images)
+        full = backbone.forward_patches(images, torch.ones(3, 4, dtype=torch.bool))
+    torch.testing.assert_close(ours.tokens, theirs[:, 1:])
+    torch.testing.assert_close(ours.pooled, backbone.model.forward_head(theirs, pre_logits=True))
+    torch.testing.assert_close(full.tokens, ours.tokens, rtol=0, atol=1e-5)
+
+
+def test_removing_a_patch_changes_kept_features_but_not_through_the_removed_token():
+    """Guards against a mask that is silently ignored: removing patches must change the CLS output."""
+    torch.manual_seed(0)
+    backbone = create_backbone("vit_tiny_patch16_224", img_size=32, **TINY_VIT).eval()
+    images = torch.randn(1, 3, 32, 32)
+    keep = torch.tensor([[True, True, True, False]])
+    with torch.no_grad():
+        masked = backbone.forward_patches(images, keep)
+        altered = images.clone()
+        altered[..., 16:, 16:] = 100.0  # change only the removed patch
+        masked_altered = backbone.forward_patches(altered, keep)
+        full = backbone.forward_patches(images)
+    torch.testing.assert_close(masked.pooled, masked_altered.pooled)
+    assert (masked.pooled - full.pooled).abs().max() > 1e-3
+
+
+def test_eva_token_dropping_gathers_rotary_embedding():
+    torch.manual_seed(0)
+    backbone = create_backbone("eva02_tiny_patch14_224", img_size=56, depth=2)
+    assert backbone.is_eva and backbone.grid_size == (4, 4)
+    images = torch.randn(8, 3, 56, 56)
+    assert_drop_equals_attention(backbone, images, mixed_masks(8, 16, seed=1))
+
+
+@pytest.fixture(scope="module")
+def tiny_open_clip_configs(tmp_path_factory):
+    """Small open_clip configs in the library's own JSON format, registered like user configs."""
+    folder = tmp_path_factory.mktemp("open_clip_configs")
+    text_cfg = {"context_length": 16, "vocab_size": 1000, "width": 32, "heads": 2, "layers": 1}
+    configs = {
+        "Tiny-ViT-16": {
+            "embed_dim": 32,
+            "vision_cfg": {
+                "image_size": 64,
+                "layers": 2,
+                "width": 64,
+                "patch_size": 16,
+                "head_width": 32,
+            },
+            "text_cfg": text_cfg,
+        },
+        "Tiny-EVA02-14": {
+            "embed_dim": 32,
+            "vision_cfg": {
+                "image_size": 56,
+                "timm_model_name": "eva02_tiny_patch14_224",
+                "timm_model_pretrained": False,
+                "timm_pool": "token",
+                "timm_proj": "linear",
+            },
+            "text_cfg": text_cfg,
+        },
+    }
+    for name, cfg in configs.items():
+        (folder / f"{name}.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(folder)
+    return configs
+
+
+@pytest.mark.parametrize("name, size", [("Tiny-ViT-16", 64), ("Tiny-EVA02-14", 56)])
+def test_open_clip_towers_token_dropping_equals_attention_masking(
+    tiny_open_clip_configs, name, size
+):
+    torch.manual_seed(0)
+    backbone = create_backbone(f"open_clip:{name}", img_size=size)
+    images = torch.randn(8, 3, size, size)
+    assert backbone.num_patches == 16
+    assert_drop_equals_attention(backbone, images, mixed_masks(8, 16, seed=2))
+
+
+def test_open_clip_vit_unmasked_tokens_match_open_clip(tiny_open_clip_configs):
+    torch.manual_seed(0)
+    clip = open_clip.create_model("Tiny-ViT-16").eval()
+    from shapvision.models import open_clip_vision_backbone
+
+    backbone = open_clip_vision_backbone(clip.visual)
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        clip.visual.output_tokens = True
+        pooled_proj, tokens = clip.visual(images)
+        ours = backbone.forward_patches(images)
+    torch.testing.assert_close(ours.tokens, tokens)
+    torch.testing.assert_close(ours.pooled @ clip.visual.proj, pooled_proj)
+
+
+def test_resnet_grid_is_14_by_14_at_224_with_stride_one_and_no_dilation():
+    backbone = create_backbone("resnet50")
+    assert isinstance(backbone, TimmResNetBackbone)
+    assert backbone.grid_size == (14, 14) and backbone.embed_dim == 2048
+    convs = [m for m in backbone.model.layer4.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.stride == (1, 1) and c.dilation == (1, 1) for c in convs)
+    with torch.no_grad():
+        out = backbone.model.forward_features(torch.zeros(1, 3, 224, 224))
+    assert out.shape == (1, 2048, 14, 14)
+
+
+def test_resnet_masking_is_local_and_gathers_in_grid_order():
+    torch.manual_seed(0)
+    backbone = create_backbone("resnet18", img_size=256).eval()  # 16 x 16 grid
+    images = torch.randn(1, 3, 256, 256)
+    keep = torch.ones(1, 256, dtype=torch.bool)
+    keep[0, 0] = False  # remove the top-left cell only
+    with torch.no_grad():
+        full = backbone.forward_patches(images)
+        masked = backbone.forward_patches(images, keep)
+        reference = backbone.model.forward_features(images).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(full.tokens, reference)
+    grid_masked = masked.tokens.view(16, 16, -1)
+    grid_full = full.tokens.view(16, 16, -1)
+    # Far from the removed cell (beyond the receptive field's effective reach) nothing changes...
+    torch.testing.assert_close(grid_masked[12:, 12:], grid_full[12:, 12:], rtol=0, atol=1e-5)
+    # ...next to it something does, and the removed cell itself reads 0.
+    assert (grid_masked[0, 1] - grid_full[0, 1]).abs().max() > 1e-3
+    assert torch.all(grid_masked[0, 0] == 0)
+
+
+def test_resnet_all_kept_mask_equals_plain_forward():
+    torch.manual_seed(0)
+    backbone = create_backbone("resnet18", img_size=64).eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            backbone.forward_patches(images, torch.ones(2, 16, dtype=torch.bool)).tokens,
+            backbone.forward_patches(images).tokens,
+        )
+
+
+@pytest.mark.parametrize("name, extra", [("vit_tiny_patch16_224", TINY_VIT), ("resnet18", {})])
+def test_weights_round_trip_through_a_local_file(tmp_path, name, extra):
+    torch.manual_seed(0)
+    source = create_timm_model(name, num_classes=0, **extra)
+    path = tmp_path / "weights.pth"
+    torch.save(source.state_dict(), path)
+    torch.manual_seed(1)
+    loaded = create_backbone(name, pretrained=str(path), **extra).eval()
+    reference = (
+        TimmTransformerBackbone(source) if name.startswith("vit") else TimmResNetBackbone(source)
+    ).eval()
+    images = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.forward_patches(images).pooled, reference.forward_patches(images).pooled
+        )
+
+
+def test_missing_weights_file_and_hub_requests_are_clear_errors(tmp_path):
+    missing = tmp_path / "nope.safetensors"
+    with pytest.raises(
+        FileNotFoundError, match=r"pretrained weights file not found: .*nope\.safetensors"
+    ):
+        create_backbone("vit_tiny_patch16_224", pretrained=str(missing))
+    with pytest.raises(ValueError, match="never does"):
+        create_backbone("resnet18", pretrained=True)
+    with pytest.raises(FileNotFoundError, match="nope"):
+        create_backbone("open_clip:ViT-B-16", pretrained=str(missing))
+
+
+def test_bad_inputs_are_clear_errors():
+    backbone = create_backbone("vit_tiny_patch16_224", img_size=32, **TINY_VIT)
+    with pytest.raises(ValueError, match=r"expects 32x32 images"):
+        backbone.forward_patches(torch.zeros(1, 3, 48, 48))
+    with pytest.raises(TypeError, match="torch.bool"):
+        backbone.forward_patches(torch.zeros(1, 3, 32, 32), torch.ones(1, 4))
+    with pytest.raises(ValueError, match=r"keep must be \(B, N\)"):
+        backbone.forward_patches(torch.zeros(2, 3, 32, 32), torch.ones(1, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="masking must be one of"):
+        create_backbone("vit_tiny_patch16_224", img_size=32, masking="zero", **TINY_VIT)
+
+
+def test_token_dropping_helpers_round_trip_and_bucket_sorted():
+    keep = torch.tensor([[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    tokens = torch.arange(12, dtype=torch.float32).view(3, 4, 1) + 1
+    index, valid = kept_indices(keep)
+    assert index.shape == (3, 4) and valid.sum(1).tolist() == [2, 0, 4]
+    assert index[0, :2].tolist() == [0, 2]  # grid order preserved
+    back = scatter_tokens(gather_tokens(tokens, index), index, valid, 4)
+    torch.testing.assert_close(back, tokens * keep.unsqueeze(2))
+    buckets = bucket_by_kept_count(keep, 2)
+    assert [b.tolist() for b in buckets] == [[1, 0], [2]]
+
+
+def test_heads_shapes_and_voting_efficiency():
+    torch.manual_seed(0)
+    tokens, prefix = torch.randn(2, 16, 48), torch.randn(2, 1, 48)
+    head = ExplainerHead(48, num_outputs=5, mlp_hidden_dim=64)
+    assert head(tokens, prefix).shape == (2, 16, 5)
+    assert isinstance(head.blocks[0].norm1, torch.nn.Identity)
+    voting = PatchVotingHead(48, 5)
+    keep = torch.rand(2, 16) > 0.5
+    phi = voting(tokens, keep)
+    assert torch.all(phi[~keep] == 0)
+    torch.testing.assert_close(phi.sum(1), (voting(tokens) * keep.unsqueeze(2)).sum(1))
