@@ -1,17 +1,47 @@
-"""Console entry point ``shapvision``."""
+"""The ``shapvision`` command: LightningCLI with every LightningModule and DataModule in subclass mode.
+
+    shapvision fit --config experiments/digits/classifier.yaml
+    shapvision test --config experiments/digits/explainer_fastshap.yaml --ckpt_path runs/digits/explainer_fastshap/best.ckpt
+    shapvision fit --print_config --config ...
+
+``data.num_classes`` and ``data.img_size`` are linked into the model, so the head and the patch grid
+always match the data; the resolved config is saved in the run directory.
+
+With ``--ckpt_path`` the config decides the model's options and the checkpoint supplies the weights
+(Lightning's default would replace the model options with the checkpoint's hyperparameters and
+silently ignore overrides such as ``--model.init_args.exact_images``).
+"""
 
 import sys
 
+from lightning.pytorch.cli import LightningCLI
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    print(
-        "shapvision: Shapley-value explanations of vision models.\n"
-        "The training commands (fit / validate / test / predict) are not available yet;\n"
-        "the Shapley estimation core is importable as `shapvision.shapley`."
+from shapvision.data.base import ShapleyDataModule
+from shapvision.modules.base import ShapleyModule
+
+
+class ShapvisionCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments(
+            "data.num_classes", "model.init_args.num_classes", apply_on="instantiate"
+        )
+        parser.link_arguments("data.img_size", "model.init_args.img_size", apply_on="instantiate")
+
+    def _parse_ckpt_path(self) -> None:
+        """Keep the config's model options; the checkpoint is used for its weights only."""
+
+
+def main(args: list[str] | None = None) -> None:
+    ShapvisionCLI(
+        ShapleyModule,
+        ShapleyDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        auto_configure_optimizers=False,
     )
-    return 0 if not argv or argv[0] in ("-h", "--help") else 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(sys.argv[1:])

@@ -7,6 +7,7 @@ from shapvision.models.factory import (
     open_clip_vision_backbone,
 )
 from shapvision.models.masked_backbone import MaskedBackbone, pixel_mask
+from shapvision.models.masked_classifier import MaskedClassifier
 from shapvision.models.open_clip_vit import OpenCLIPViTBackbone
 from shapvision.models.patch_features import PatchFeatures
 from shapvision.models.patch_voting_head import PatchVotingHead
@@ -17,6 +18,7 @@ from shapvision.models.weights import create_timm_model, resolve_weights_file
 __all__ = [
     "ExplainerHead",
     "MaskedBackbone",
+    "MaskedClassifier",
     "OpenCLIPViTBackbone",
     "PatchFeatures",
     "PatchVotingHead",

@@ -1,0 +1,164 @@
+"""A local folder in torchvision's ImageFolder layout: ImageNette, Oxford Pets, ILSVRC, ...
+
+    ROOT/train/<class>/<image>   ROOT/val/<class>/<image>   [ROOT/test/<class>/<image>]
+
+The layout is checked when the module is built, before any compute; a missing split or a class set
+that differs between splits is an error that shows the expected layout. Unreadable images are
+skipped, counted (``num_skipped``) and reported with their paths, never a crash mid-epoch.
+Without a test/ folder, ``test_from_val`` splits val/ in half (ViT-Shapley's ImageNette protocol,
+seed 44) or test uses val/ entirely.
+"""
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch.utils.data import Subset, default_collate
+from torchvision import datasets, transforms
+
+from shapvision.data.base import ShapleyDataModule
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LAYOUT = "ROOT/train/<class>/*.jpg, ROOT/val/<class>/*.jpg and optionally ROOT/test/<class>/*.jpg"
+
+
+class SkippingImageFolder(datasets.ImageFolder):
+    """ImageFolder whose unreadable files yield None (dropped by the collate function) and are counted."""
+
+    def __init__(self, root, transform, skipped_counter):
+        super().__init__(root, transform=transform)
+        self.skipped_counter = skipped_counter
+
+    def __getitem__(self, index):
+        path, _ = self.samples[index]
+        try:
+            return super().__getitem__(index)
+        except (OSError, ValueError, SyntaxError) as err:
+            with self.skipped_counter.get_lock():
+                self.skipped_counter.value += 1
+            warnings.warn(f"skipping unreadable image {path}: {err}", stacklevel=2)
+            return None
+
+
+def collate_skipping_none(batch):
+    kept = [item for item in batch if item is not None]
+    if not kept:
+        return None
+    return default_collate(kept)
+
+
+def class_folders(split_dir: Path) -> list[str]:
+    return sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir())
+
+
+class ImageFolderDataModule(ShapleyDataModule):
+    def __init__(
+        self,
+        root: str,
+        img_size: int = 224,
+        batch_size: int = 64,
+        num_workers: int = 4,
+        eval_batch_size: int | None = None,
+        test_from_val: bool = False,
+        split_seed: int = 44,
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+        augment: bool = True,
+    ):
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            img_size=img_size,
+            eval_batch_size=eval_batch_size,
+        )
+        self.root = Path(os.path.expandvars(str(root))).expanduser()
+        self.test_from_val = test_from_val
+        self.split_seed = split_seed
+        self.mean, self.std, self.augment = tuple(mean), tuple(std), augment
+        self._classes = self._check_layout()
+        self.skipped = torch.multiprocessing.Value("i", 0)
+
+    def _check_layout(self) -> list[str]:
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"data.root {self.root} does not exist; expected the layout {LAYOUT} (see data/README.md)"
+            )
+        splits = {
+            name: self.root / name
+            for name in ("train", "val", "test")
+            if (self.root / name).is_dir()
+        }
+        for required in ("train", "val"):
+            if required not in splits:
+                found = sorted(p.name for p in self.root.iterdir())
+                raise FileNotFoundError(
+                    f"data.root {self.root} has no {required}/ folder (found: {found}); expected the layout {LAYOUT}"
+                )
+        classes = class_folders(splits["train"])
+        if not classes:
+            raise ValueError(
+                f"{splits['train']} has no class folders; expected the layout {LAYOUT}"
+            )
+        for name, path in splits.items():
+            other = class_folders(path)
+            if other != classes:
+                missing, extra = (
+                    sorted(set(classes) - set(other)),
+                    sorted(set(other) - set(classes)),
+                )
+                raise ValueError(
+                    f"{path} has different class folders from train/: missing {missing[:5]}, extra {extra[:5]}; every split needs the same classes"
+                )
+        self.has_test_dir = "test" in splits
+        return classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._classes)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._classes)
+
+    @property
+    def num_skipped(self) -> int:
+        return self.skipped.value
+
+    def collate_fn(self):
+        return collate_skipping_none
+
+    def _transform(self, train: bool):
+        normalize = [transforms.ToTensor(), transforms.Normalize(self.mean, self.std)]
+        if train and self.augment:
+            return transforms.Compose(
+                [
+                    transforms.RandomResizedCrop(self.img_size),
+                    transforms.RandomHorizontalFlip(),
+                    *normalize,
+                ]
+            )
+        resize = int(round(self.img_size / 0.875))
+        return transforms.Compose(
+            [transforms.Resize(resize), transforms.CenterCrop(self.img_size), *normalize]
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        folder = lambda split, train: SkippingImageFolder(
+            self.root / split, self._transform(train), self.skipped
+        )  # noqa: E731
+        self.train_set = folder("train", True)
+        val = folder("val", False)
+        if self.has_test_dir:
+            self.val_set, self.test_set = val, folder("test", False)
+        elif self.test_from_val:
+            order = torch.randperm(
+                len(val), generator=torch.Generator().manual_seed(self.split_seed)
+            ).tolist()
+            half = len(order) // 2
+            self.val_set, self.test_set = Subset(val, order[:half]), Subset(val, order[half:])
+        else:
+            self.val_set = self.test_set = val

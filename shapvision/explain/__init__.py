@@ -1,0 +1,1 @@
+"""Attribution plots and post-hoc baselines."""

@@ -1,0 +1,8 @@
+"""LightningModules: thin wiring of backbones, heads, objectives and metrics."""
+
+from shapvision.modules.base import ShapleyModule
+from shapvision.modules.classifier import Classifier
+from shapvision.modules.explainer import Explainer
+from shapvision.modules.surrogate import Surrogate
+
+__all__ = ["Classifier", "Explainer", "ShapleyModule", "Surrogate"]

@@ -1,0 +1,99 @@
+"""What every LightningModule of the suite shares: the optimizer schedule, a NaN guard, stage loading."""
+
+import math
+from pathlib import Path
+
+import lightning as L
+import torch
+
+
+class ShapleyModule(L.LightningModule):
+    """Base class for the CLI's subclass mode; subclasses set ``num_patches`` / ``grid_size``.
+
+    AdamW with linear warmup then cosine decay to 0 over the run (ViT-Shapley's schedule).
+    """
+
+    def __init__(self, lr: float = 1e-4, weight_decay: float = 1e-5, warmup_steps: int = 0):
+        super().__init__()
+        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
+
+    def trainable_parameters(self):
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(
+            self.trainable_parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(self.warmup_steps, total - 1) if total > 1 else 0
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = (step - warmup) / max(total - warmup, 1)
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def check_finite(self, loss: torch.Tensor, name: str = "train/loss") -> torch.Tensor:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{name} is {loss.item()} at global step {self.global_step} (epoch {self.current_epoch}); "
+                "training stopped. Lower the learning rate, or use bf16/fp32 rather than fp16 precision"
+            )
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        skipped = getattr(datamodule, "num_skipped", None)
+        if skipped is not None:
+            self.log("data/skipped_images", float(skipped), rank_zero_only=True)
+
+
+def load_stage(cls, path: str | None, option: str):
+    """Load a previous stage's checkpoint with a clear error when it is missing or of the wrong kind."""
+    if not path:
+        raise ValueError(
+            f"{option} is required: the path of a {cls.__name__} checkpoint (.ckpt) from the previous stage"
+        )
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{option} checkpoint not found: {file}. Train that stage first (see the Makefile targets) or fix the path"
+        )
+    checkpoint = torch.load(file, map_location="cpu", weights_only=False)
+    # LightningCLI adds private keys such as `_class_path`; they are no constructor arguments.
+    hparams = {
+        k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")
+    }
+    kind = checkpoint.get("shapvision_module")
+    if kind is not None and kind != cls.__name__:
+        raise ValueError(
+            f"{option} {file} is a {kind} checkpoint, but a {cls.__name__} checkpoint is needed"
+        )
+    return hparams, checkpoint["state_dict"]
+
+
+def check_compatible(option: str, source: dict, num_classes: int, img_size: int) -> None:
+    """The data's class count and image size must match the stage the module is built from."""
+    if source.get("num_classes") != num_classes:
+        raise ValueError(
+            f"{option} was trained with num_classes={source.get('num_classes')}, but the data has {num_classes} classes; "
+            "use the same dataset for every stage"
+        )
+    if source.get("img_size") != img_size:
+        raise ValueError(
+            f"{option} was trained at img_size={source.get('img_size')} (its patch grid), but the data gives {img_size}; "
+            "set data.img_size to match"
+        )
+
+
+class TaggedCheckpointMixin:
+    """Records the module's class name in its checkpoints so a later stage can refuse the wrong kind."""
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["shapvision_module"] = type(self).__name__

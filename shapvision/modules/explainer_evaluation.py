@@ -1,0 +1,204 @@
+"""Test-time evaluation of an explainer: Shapley accuracy against exact values, insertion / deletion.
+
+- Shapley accuracy: for the test images whose dataset index is below ``exact_images``, the
+  surrogate's exact Shapley values (all 2^N coalitions; N <= 24) are the reference; the explainer's
+  values and paired KernelSHAP at each budget in ``kernel_shap_budgets`` are scored against them.
+  Under DDP the global index of a local sample is ``rank + local_index * world_size`` (Lightning's
+  DistributedSampler without shuffling), so the same images are selected as in one process.
+- Insertion / deletion for every test image and the surrogate's predicted class, scored two ways:
+  with the surrogate (removed patches dropped) and with the classifier (deletion to the 0 baseline,
+  insertion onto an 11 x 11, sigma 5 Gaussian blur of the image).
+Results go to the logger (``test/...``), to ``shapley_metrics.csv`` and ``curves.csv``, and a heatmap
+grid PNG, in the run directory.
+"""
+
+import csv
+import time
+from pathlib import Path
+
+import torch
+from torchvision.transforms.functional import gaussian_blur
+
+from shapvision.explain.plots import curves_figure, heatmap_grid_figure
+from shapvision.metrics.insertion_deletion import InsertionDeletion, insertion_deletion_curves
+from shapvision.metrics.shapley_accuracy import ShapleyAccuracy
+from shapvision.models.masked_backbone import pixel_mask
+from shapvision.modules.surrogate_game import LINKS, ImageGame
+from shapvision.shapley.exact import MAX_EXACT_PLAYERS, exact_shapley
+from shapvision.shapley.kernel_shap import kernel_shap
+
+HEATMAP_EXAMPLES = 8
+
+
+class ExplainerEvaluation:
+    def setup_evaluation(self) -> None:
+        self.shapley_metrics = torch.nn.ModuleDict({"explainer": ShapleyAccuracy()})
+        for budget in self.hparams.kernel_shap_budgets:
+            self.shapley_metrics[f"kernelshap_{budget}"] = ShapleyAccuracy()
+        self.faithfulness = torch.nn.ModuleDict(
+            {
+                "surrogate": InsertionDeletion(self.num_patches),
+                "classifier": InsertionDeletion(self.num_patches),
+            }
+        )
+        self.register_buffer(
+            "explain_seconds", torch.zeros(2, dtype=torch.float64), persistent=False
+        )
+        self.register_buffer(
+            "kernelshap_seconds",
+            torch.zeros(len(self.hparams.kernel_shap_budgets), dtype=torch.float64),
+            persistent=False,
+        )
+        self.register_buffer("timed_images", torch.zeros((), dtype=torch.float64), persistent=False)
+        self._examples = []
+
+    def on_test_start(self) -> None:
+        if self.hparams.exact_images and self.num_patches > MAX_EXACT_PLAYERS:
+            raise ValueError(
+                f"exact Shapley values need N <= {MAX_EXACT_PLAYERS} patches, this model has {self.num_patches}; "
+                "set model.init_args.exact_images=0 (insertion/deletion are still computed)"
+            )
+        self._examples = []
+
+    def _global_indices(self, batch_idx: int, batch_size: int, device) -> torch.Tensor:
+        if batch_idx == 0:
+            self._loader_batch_size = batch_size  # every batch but the last is full
+        local = batch_idx * self._loader_batch_size + torch.arange(batch_size, device=device)
+        return self.global_rank + local * self.trainer.world_size
+
+    def test_step(self, batch, batch_idx):
+        images, _ = batch
+        start = time.perf_counter()
+        v_full, v_empty = self.endpoint_values(images)
+        phi = self.attributions(self.raw_outputs(images), v_full, v_empty)
+        self.explain_seconds[0] += time.perf_counter() - start
+        self.explain_seconds[1] += images.shape[0]
+        target = v_full.argmax(-1)
+        self._faithfulness(images, phi, target)
+        selected = (
+            (
+                self._global_indices(batch_idx, images.shape[0], images.device)
+                < self.hparams.exact_images
+            )
+            .nonzero()
+            .flatten()
+        )
+        for i in selected.tolist():
+            self._shapley_accuracy(images[i], phi[i], target[i])
+
+    def _target_scores(self, target):
+        return lambda logits: (
+            LINKS[self.hparams.link](logits).gather(1, target.view(-1, 1)).squeeze(1)
+        )
+
+    def _faithfulness(self, images, phi, target):
+        attribution = phi.gather(2, target.view(-1, 1, 1).expand(-1, self.num_patches, 1)).squeeze(
+            2
+        )
+        score = self._target_scores(target)
+        blurred = gaussian_blur(images, kernel_size=[11, 11], sigma=[5.0, 5.0])
+        surrogate_curves = insertion_deletion_curves(
+            lambda keep, mode: score(self.surrogate(images, keep)), attribution
+        )
+        self.faithfulness["surrogate"].update(*surrogate_curves)
+
+        def classifier_score(keep, mode):
+            pixels = pixel_mask(keep, self.grid_size, self.backbone.patch_size).to(images.dtype)
+            baseline = blurred if mode == "insertion" else torch.zeros_like(images)
+            return score(self.surrogate.teacher(images * pixels + baseline * (1 - pixels)))
+
+        self.faithfulness["classifier"].update(
+            *insertion_deletion_curves(classifier_score, attribution)
+        )
+
+    def _shapley_accuracy(self, image, phi, target):
+        game = ImageGame(self.surrogate, image, self.hparams.link)
+        exact = exact_shapley(
+            game, self.num_patches, batch_size=self.hparams.value_batch_size, device=image.device
+        ).to(phi.dtype)
+        self.shapley_metrics["explainer"].update(
+            phi.unsqueeze(0), exact.unsqueeze(0), target.view(1)
+        )
+        for j, budget in enumerate(self.hparams.kernel_shap_budgets):
+            generator = torch.Generator(device=image.device).manual_seed(int(budget))
+            start = time.perf_counter()
+            estimate = kernel_shap(
+                game,
+                self.num_patches,
+                threshold=None,
+                max_evals=int(budget),
+                batch_size=64,
+                generator=generator,
+                device=image.device,
+            )
+            self.kernelshap_seconds[j] += time.perf_counter() - start
+            self.shapley_metrics[f"kernelshap_{budget}"].update(
+                estimate.values.to(phi.dtype).unsqueeze(0), exact.unsqueeze(0), target.view(1)
+            )
+        self.timed_images += 1
+        if len(self._examples) < HEATMAP_EXAMPLES:
+            self._examples.append(
+                (image.cpu(), phi[:, target].cpu(), exact[:, target].cpu(), int(target))
+            )
+
+    def on_test_epoch_end(self) -> None:
+        rows = []
+        timing_explainer = self.explain_seconds[0] / self.explain_seconds[1].clamp_min(1)
+        timed = self.timed_images.clamp_min(1)
+        for name, metric in self.shapley_metrics.items():
+            if int(metric.count) == 0 and self.trainer.world_size == 1:
+                continue
+            values = metric.compute()
+            seconds = (
+                timing_explainer
+                if name == "explainer"
+                else self.kernelshap_seconds[list(self.shapley_metrics).index(name) - 1] / timed
+            )
+            row = {
+                "method": name,
+                **{k: float(v) for k, v in values.items()},
+                "seconds_per_image": float(seconds),
+            }
+            rows.append(row)
+            for key, value in values.items():
+                self.log(f"test/{name}/{key}", value)
+            metric.reset()
+        curves = {}
+        for scorer, metric in self.faithfulness.items():
+            result = metric.compute()
+            self.log(f"test/insertion_auc_{scorer}", result["insertion_auc"])
+            self.log(f"test/deletion_auc_{scorer}", result["deletion_auc"])
+            curves[scorer] = result
+            metric.reset()
+        if self.trainer.is_global_zero:
+            self._write_outputs(rows, curves)
+
+    def _write_outputs(self, rows, curves) -> None:
+        run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if rows:
+            with open(run_dir / "shapley_metrics.csv", "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+        with open(run_dir / "curves.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["scorer", "curve", "auc", *range(self.num_patches + 1)])
+            for scorer, result in curves.items():
+                for kind in ("insertion", "deletion"):
+                    writer.writerow(
+                        [
+                            scorer,
+                            kind,
+                            float(result[f"{kind}_auc"]),
+                            *[f"{v:.6f}" for v in result[f"{kind}_curve"].tolist()],
+                        ]
+                    )
+        figures = {"curves": curves_figure(curves)}
+        if self._examples:
+            figures["heatmaps"] = heatmap_grid_figure(self._examples, self.grid_size)
+        experiment = getattr(self.logger, "experiment", None)
+        for name, figure in figures.items():
+            figure.savefig(run_dir / f"{name}.png", dpi=120, bbox_inches="tight")
+            if hasattr(experiment, "add_figure"):
+                experiment.add_figure(f"test/{name}", figure, global_step=self.global_step)

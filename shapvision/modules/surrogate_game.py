@@ -1,0 +1,43 @@
+"""The frozen surrogate as a value function v(S) = link(surrogate(x, S)), batched over images and masks."""
+
+import torch
+
+LINKS = {
+    "softmax": lambda logits: logits.softmax(-1),
+    "sigmoid": lambda logits: logits.sigmoid(),
+    "identity": lambda logits: logits,
+}
+
+
+def check_link(link: str) -> None:
+    if link not in LINKS:
+        raise ValueError(f"link must be one of {sorted(LINKS)}, got {link!r}")
+
+
+@torch.no_grad()
+def surrogate_values(
+    surrogate, images: torch.Tensor, masks: torch.Tensor, link: str, chunk: int = 4096
+) -> torch.Tensor:
+    """v(S) ``(B, M, K)`` for images ``(B, C, H, W)`` and masks ``(B, M, N)``, ``chunk`` evaluations at a time."""
+    batch, num_masks, num_patches = masks.shape
+    flat_images = (
+        images.unsqueeze(1).expand(-1, num_masks, *images.shape[1:]).reshape(-1, *images.shape[1:])
+    )
+    flat_masks = masks.reshape(-1, num_patches)
+    outputs = [
+        LINKS[link](surrogate(img, keep))
+        for img, keep in zip(flat_images.split(chunk), flat_masks.split(chunk), strict=True)
+    ]
+    return torch.cat(outputs).view(batch, num_masks, -1)
+
+
+class ImageGame:
+    """The single-image value function ``bool (M, N) -> (M, K)`` that the estimators in shapvision.shapley take."""
+
+    def __init__(self, surrogate, image: torch.Tensor, link: str):
+        self.surrogate, self.image, self.link = surrogate, image, link
+
+    @torch.no_grad()
+    def __call__(self, masks: torch.Tensor) -> torch.Tensor:
+        images = self.image.unsqueeze(0).expand(masks.shape[0], *self.image.shape)
+        return LINKS[self.link](self.surrogate(images, masks.to(self.image.device))).double()
