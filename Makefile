@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 
-.PHONY: install test test-slow lint bench demo clean
+.PHONY: install test test-slow lint bench demo clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets
 
 install: $(STAMP)
 
@@ -30,8 +30,30 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/shapley_core.py
 	$(BIN)/python benchmarks/masked_forward.py
 
+SV := $(BIN)/shapvision
+DIGITS := --config experiments/digits/trainer.yaml
+# fit then test one stage: $(call stage,CONFIG,RUN_NAME)
+define stage
+	$(SV) fit $(DIGITS) --config experiments/digits/$(1).yaml
+	$(SV) test $(DIGITS) --config experiments/digits/$(1).yaml --ckpt_path runs/digits/$(1)/best.ckpt
+endef
+
+# The main job: classifier -> surrogate -> explainer (fastshap) on digits, tested, with a report.
 demo: $(STAMP)
-	$(BIN)/python benchmarks/shapley_core.py --seeds 5
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory vitshapley-digits && \
+	$(BIN)/python -m shapvision.report --runs runs/digits --out runs/demo --elapsed "$$(( $$(date +%s) - start )) s (training and testing, CPU)"
+
+vitshapley-digits: $(STAMP)
+	$(call stage,classifier)
+	$(call stage,surrogate)
+	$(call stage,explainer_fastshap)
+
+# All three objectives on the same surrogate, one comparison table (no time target).
+compare-digits: vitshapley-digits
+	$(call stage,explainer_simshap)
+	$(call stage,explainer_salvage)
+	$(BIN)/python -m shapvision.report --runs runs/digits --out runs/compare-digits --explainers explainer_fastshap explainer_simshap explainer_salvage
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

@@ -101,7 +101,7 @@ class ImageFolderDataModule(ShapleyDataModule):
             raise ValueError(
                 f"{splits['train']} has no class folders; expected the layout {LAYOUT}"
             )
-        for name, path in splits.items():
+        for path in splits.values():
             other = class_folders(path)
             if other != classes:
                 missing, extra = (

@@ -1,5 +1,6 @@
 """What every LightningModule of the suite shares: the optimizer schedule, a NaN guard, stage loading."""
 
+import json
 import math
 from pathlib import Path
 
@@ -46,6 +47,23 @@ class ShapleyModule(L.LightningModule):
                 "training stopped. Lower the learning rate, or use bf16/fp32 rather than fp16 precision"
             )
         return loss
+
+    def run_dir(self) -> Path:
+        """The run directory; a collective under DDP (``trainer.log_dir`` broadcasts), so call it on every rank."""
+        return Path(self.trainer.log_dir or self.trainer.default_root_dir)
+
+    def on_test_end(self) -> None:
+        """Write the synced test metrics as ``test_metrics.json`` in the run directory (rank 0)."""
+        run_dir = self.run_dir()
+        if not self.trainer.is_global_zero:
+            return
+        metrics = {
+            k: float(v)
+            for k, v in self.trainer.callback_metrics.items()
+            if k.startswith("test/") and v.numel() == 1
+        }
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
 
     def on_train_epoch_end(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)

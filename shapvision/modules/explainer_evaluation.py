@@ -170,11 +170,11 @@ class ExplainerEvaluation:
             self.log(f"test/deletion_auc_{scorer}", result["deletion_auc"])
             curves[scorer] = result
             metric.reset()
+        run_dir = self.run_dir()
         if self.trainer.is_global_zero:
-            self._write_outputs(rows, curves)
+            self._write_outputs(run_dir, rows, curves)
 
-    def _write_outputs(self, rows, curves) -> None:
-        run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+    def _write_outputs(self, run_dir: Path, rows, curves) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         if rows:
             with open(run_dir / "shapley_metrics.csv", "w", newline="") as handle:

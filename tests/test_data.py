@@ -1,0 +1,80 @@
+"""Data modules: the digits split, and ImageFolder layout errors and corrupt-image handling."""
+
+import warnings
+
+import pytest
+import torch
+from PIL import Image
+
+from shapvision.data import DigitsDataModule, ImageFolderDataModule
+
+
+def test_digits_split_is_fixed_stratified_and_standardised():
+    a, b = DigitsDataModule(seed=3), DigitsDataModule(seed=3)
+    a.setup(), b.setup()
+    sizes = [len(a.train_set), len(a.val_set), len(a.test_set)]
+    assert sum(sizes) == 1797 and sizes[2] == 270
+    assert torch.equal(a.test_set.tensors[1], b.test_set.tensors[1])
+    counts = torch.bincount(a.test_set.tensors[1], minlength=10)
+    assert counts.min() >= 26 and counts.max() <= 28  # stratified: 27 +- 1 per class
+    images = a.train_set.tensors[0]
+    assert images.shape[1:] == (3, 32, 32)
+    assert abs(images.mean().item()) < 1e-4 and abs(images.std().item() - 1) < 1e-3
+    c = DigitsDataModule(seed=4)
+    c.setup()
+    assert not torch.equal(a.test_set.tensors[1], c.test_set.tensors[1])
+
+
+def make_folder(root, splits=("train", "val"), classes=("cat", "dog"), per_class=3, corrupt=None):
+    for split in splits:
+        for name in classes:
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", (40, 30), color=(i * 40, 100, 200)).save(folder / f"{i}.png")
+    if corrupt:
+        (root / corrupt).write_bytes(b"not an image at all")
+    return root
+
+
+def test_image_folder_reads_layout_and_counts_corrupt_images(tmp_path):
+    root = make_folder(tmp_path, corrupt="train/cat/broken.png")
+    data = ImageFolderDataModule(str(root), img_size=16, batch_size=7, num_workers=0)
+    assert data.num_classes == 2 and data.class_names == ["cat", "dog"]
+    data.setup("fit")
+    seen = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for batch in data.train_dataloader():
+            images, labels = batch
+            assert images.shape[1:] == (3, 16, 16)
+            seen += labels.numel()
+    assert (
+        data.num_skipped == 1 and seen == 6
+    )  # 7 files in one batch, the unreadable one dropped and counted
+    assert any("broken.png" in str(w.message) for w in caught)
+
+
+def test_image_folder_layout_errors_show_the_expected_layout(tmp_path):
+    with pytest.raises(
+        FileNotFoundError, match=r"does not exist; expected the layout ROOT/train/<class>"
+    ):
+        ImageFolderDataModule(str(tmp_path / "nowhere"))
+    make_folder(tmp_path / "a", splits=("train",))
+    with pytest.raises(FileNotFoundError, match=r"has no val/ folder .*expected the layout"):
+        ImageFolderDataModule(str(tmp_path / "a"))
+    make_folder(tmp_path / "b", splits=("train",))
+    make_folder(tmp_path / "b", splits=("val",), classes=("cat", "bird"))
+    with pytest.raises(
+        ValueError,
+        match=r"different class folders from train/: missing \['dog'\], extra \['bird'\]",
+    ):
+        ImageFolderDataModule(str(tmp_path / "b"))
+
+
+def test_image_folder_test_split_from_val_is_a_fixed_half(tmp_path):
+    root = make_folder(tmp_path, per_class=5)
+    data = ImageFolderDataModule(str(root), img_size=16, test_from_val=True, num_workers=0)
+    data.setup()
+    assert len(data.val_set) == 5 and len(data.test_set) == 5
+    assert not set(data.val_set.indices) & set(data.test_set.indices)

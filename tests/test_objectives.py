@@ -1,0 +1,123 @@
+"""Objectives on hand-made games: each is minimised exactly where the theory says."""
+
+import torch
+
+from shapvision.objectives import (
+    fastshap_loss,
+    jensen_shannon,
+    salvage_loss,
+    simshap_loss,
+    surrogate_kl_loss,
+    svo_shapley_loss,
+)
+from shapvision.shapley import (
+    PairwiseInteractionGame,
+    ShapleyKernelSampler,
+    additive_efficient_normalization,
+    exact_shapley,
+)
+
+
+def additive_setup(batch=3, n=9, k=4, m=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    coefficients = torch.randn(batch, n, k, dtype=torch.float64, generator=g)
+    constant = torch.randn(batch, k, dtype=torch.float64, generator=g)
+    masks = ShapleyKernelSampler(n, paired=True).sample(m, batch_size=batch, generator=g)
+    values = constant.unsqueeze(1) + masks.double() @ coefficients  # v(S) of an additive surrogate
+    return coefficients, constant, masks, values
+
+
+def test_fastshap_loss_is_zero_at_true_values_of_an_additive_surrogate_and_positive_elsewhere():
+    phi, v_empty, masks, values = additive_setup()
+    assert fastshap_loss(phi, masks, values, v_empty).item() < 1e-20
+    perturbed = phi + 0.01 * torch.randn_like(phi)
+    assert fastshap_loss(perturbed, masks, values, v_empty).item() > 1e-6
+
+
+def test_fastshap_gradient_points_to_shapley_values_after_normalization():
+    n, k = 6, 2
+    g = torch.Generator().manual_seed(1)
+    game = PairwiseInteractionGame(
+        torch.randn(n, k, dtype=torch.float64, generator=g),
+        torch.randn(n, n, k, dtype=torch.float64, generator=g),
+    )
+    truth = exact_shapley(game, n)
+    masks = ShapleyKernelSampler(n, paired=True).sample(20000, generator=g)
+    values = game(masks)
+    full, empty = (
+        game(torch.ones(1, n, dtype=torch.bool))[0],
+        game(torch.zeros(1, n, dtype=torch.bool))[0],
+    )
+    raw = torch.zeros(1, n, k, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.Adam([raw], lr=0.05)
+    for _ in range(300):
+        phi = additive_efficient_normalization(raw, full, empty)
+        loss = fastshap_loss(phi, masks.unsqueeze(0), values.unsqueeze(0), empty)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    torch.testing.assert_close(
+        additive_efficient_normalization(raw, full, empty)[0].detach(), truth, rtol=0, atol=0.02
+    )
+
+
+def test_simshap_target_over_many_masks_equals_exact_values():
+    n, k = 8, 3
+    g = torch.Generator().manual_seed(2)
+    game = PairwiseInteractionGame(
+        torch.randn(n, k, dtype=torch.float64, generator=g),
+        torch.randn(n, n, k, dtype=torch.float64, generator=g),
+    )
+    truth = exact_shapley(game, n)
+    masks = ShapleyKernelSampler(n, paired=True).sample(200000, generator=g)
+    full, empty = (
+        game(torch.ones(1, n, dtype=torch.bool))[0],
+        game(torch.zeros(1, n, dtype=torch.bool))[0],
+    )
+    # The loss is minimised by the target, and the target converges to the exact values.
+    phi = truth.unsqueeze(0)
+    loss_at_truth = simshap_loss(phi, masks.unsqueeze(0), game(masks).unsqueeze(0), full, empty)
+    from shapvision.shapley import sim_semivalue_target
+
+    target = sim_semivalue_target(masks, game(masks), full, empty)
+    torch.testing.assert_close(target, truth, rtol=0, atol=0.05)
+    assert loss_at_truth.item() == (target - truth).pow(2).mean().item()
+
+
+def test_salvage_loss_is_zero_when_the_shapley_distribution_matches_v():
+    batch, n, k, m = 2, 6, 3, 10
+    g = torch.Generator().manual_seed(3)
+    phi_plus, phi_minus = (
+        torch.randn(batch, n, k, generator=g),
+        torch.randn(batch, n, k, generator=g),
+    )
+    masks = ShapleyKernelSampler(n).sample(m, batch_size=batch, generator=g)
+    z = masks.float()
+    values = torch.softmax(
+        z @ phi_plus + (1 - z) @ phi_minus, -1
+    )  # a surrogate that is exactly log-additive
+    assert salvage_loss(phi_plus, phi_minus, masks, values).item() < 1e-6
+    assert salvage_loss(phi_plus.flip(1), phi_minus, masks, values).item() > 1e-3
+
+
+def test_jensen_shannon_hand_values():
+    p = torch.tensor([[1.0, 0.0]])
+    q = torch.tensor([[0.0, 1.0]])
+    assert abs(jensen_shannon(p, q).item() - torch.log(torch.tensor(2.0)).item()) < 1e-5
+    assert jensen_shannon(p, p).item() < 1e-6
+
+
+def test_surrogate_kl_is_zero_for_equal_logits_and_matches_hand_value():
+    logits = torch.tensor([[2.0, 0.0]])
+    assert surrogate_kl_loss(logits, logits).item() < 1e-7
+    p = torch.softmax(torch.tensor([2.0, 0.0]), 0)
+    expected = (p * (p.log() - torch.log(torch.tensor([0.5, 0.5])))).sum()
+    assert abs(surrogate_kl_loss(torch.zeros(1, 2), logits).item() - expected.item()) < 1e-6
+
+
+def test_svo_loss_is_zero_for_a_model_additive_over_patches():
+    phi, _, masks, _ = additive_setup(seed=4)
+    masked_values = masks.double() @ phi  # v(S) = sum of the (unchanged) votes of kept patches
+    classes = torch.randint(0, phi.shape[2], masks.shape[:2])
+    assert svo_shapley_loss(phi, masked_values, masks, classes).item() < 1e-20
+    assert svo_shapley_loss(phi, masked_values + 0.1, masks, None).item() > 1e-3

@@ -1,0 +1,216 @@
+"""The ViT-Shapley pipeline through the real CLI: stages chain, DDP equals one process, errors are clear."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+
+from shapvision.data import DigitsDataModule
+from shapvision.modules import Classifier, Explainer, Surrogate
+
+TINY_BACKBONE = {"patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2}
+
+
+def write_config(folder: Path, stage: str, model: dict, **trainer) -> Path:
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "max_epochs": 1,
+            "limit_train_batches": 3,
+            "limit_val_batches": 1,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "logger": {
+                "class_path": "lightning.pytorch.loggers.CSVLogger",
+                "init_args": {"save_dir": str(folder), "name": stage, "version": ""},
+            },
+            "callbacks": [
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {
+                        "dirpath": str(folder / stage),
+                        "filename": "best",
+                        "enable_version_counter": False,
+                    },
+                }
+            ],
+            **trainer,
+        },
+        "data": {
+            "class_path": "shapvision.data.DigitsDataModule",
+            "init_args": {"img_size": 32, "batch_size": 32, "eval_batch_size": 64},
+        },
+        "model": model,
+    }
+    path = folder / f"{stage}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def cli(*args, cwd):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "shapvision.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory):
+    """Tiny classifier and surrogate checkpoints trained with the CLI."""
+    folder = tmp_path_factory.mktemp("runs")
+    classifier = write_config(
+        folder,
+        "classifier",
+        {
+            "class_path": "shapvision.modules.Classifier",
+            "init_args": {
+                "backbone": "vit_tiny_patch16_224",
+                "backbone_kwargs": TINY_BACKBONE,
+                "lr": 1e-3,
+                "warmup_steps": 0,
+            },
+        },
+    )
+    cli("fit", "--config", str(classifier), cwd=folder)
+    surrogate = write_config(
+        folder,
+        "surrogate",
+        {
+            "class_path": "shapvision.modules.Surrogate",
+            "init_args": {
+                "classifier_checkpoint": str(folder / "classifier" / "best.ckpt"),
+                "lr": 1e-3,
+                "warmup_steps": 0,
+            },
+        },
+    )
+    cli("fit", "--config", str(surrogate), cwd=folder)
+    return folder
+
+
+def explainer_model(folder, **overrides):
+    init = {
+        "surrogate_checkpoint": str(folder / "surrogate" / "best.ckpt"),
+        "objective": "fastshap",
+        "num_masks": 4,
+        "head_hidden_dim": 32,
+        "exact_images": 4,
+        "kernel_shap_budgets": [64],
+        "lr": 1e-3,
+        **overrides,
+    }
+    return {"class_path": "shapvision.modules.Explainer", "init_args": init}
+
+
+def test_ddp_fit_and_test_equal_single_process(stages):
+    folder = stages
+    fit_config = write_config(
+        folder, "explainer_ddp", explainer_model(folder), devices=2, strategy="ddp"
+    )
+    cli("fit", "--config", str(fit_config), cwd=folder)
+    checkpoint = folder / "explainer_ddp" / "best.ckpt"
+    results = {}
+    for name, extra in (("single", {}), ("ddp", {"devices": 2, "strategy": "ddp"})):
+        config = write_config(folder, f"explainer_test_{name}", explainer_model(folder), **extra)
+        cli("test", "--config", str(config), "--ckpt_path", str(checkpoint), cwd=folder)
+        results[name] = json.loads(
+            (folder / f"explainer_test_{name}" / "test_metrics.json").read_text()
+        )
+    assert (
+        "test/explainer/pearson_target" in results["single"]
+        and "test/insertion_auc_surrogate" in results["single"]
+    )
+    assert results["single"].keys() == results["ddp"].keys()
+    for key, value in results["single"].items():
+        assert results["ddp"][key] == pytest.approx(value, abs=1e-5), key
+
+
+def test_stage_checkpoints_load_alone_and_explain(stages, tmp_path):
+    surrogate = Surrogate.load_from_checkpoint(stages / "surrogate" / "best.ckpt").eval()
+    images = torch.randn(2, 3, 32, 32)
+    keep = torch.rand(2, 16) > 0.5
+    assert (
+        surrogate(images, keep).shape == (2, 10)
+        and surrogate.num_patches == 16
+        and surrogate.grid_size == (4, 4)
+    )
+    explainer = Explainer(
+        surrogate_checkpoint=str(stages / "surrogate" / "best.ckpt"),
+        num_classes=10,
+        img_size=32,
+        head_hidden_dim=16,
+    )
+    trainer = L.Trainer(accelerator="cpu", max_steps=0, logger=False, enable_checkpointing=False)
+    trainer.strategy.connect(explainer)
+    path = tmp_path / "explainer.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = Explainer.load_from_checkpoint(path).eval()
+    with torch.no_grad():
+        phi = loaded.explain(images)
+        v_full, v_empty = loaded.endpoint_values(images)
+    assert phi.shape == (2, 16, 10)
+    torch.testing.assert_close(
+        phi.sum(1), v_full - v_empty, rtol=0, atol=1e-5
+    )  # fastshap: efficient by construction
+
+
+def test_bad_configuration_is_a_clear_error_before_training(stages, tmp_path):
+    classifier = str(stages / "classifier" / "best.ckpt")
+    surrogate = str(stages / "surrogate" / "best.ckpt")
+    with pytest.raises(
+        FileNotFoundError, match=r"classifier_checkpoint checkpoint not found: .*missing\.ckpt"
+    ):
+        Surrogate(classifier_checkpoint=str(tmp_path / "missing.ckpt"), num_classes=10, img_size=32)
+    with pytest.raises(ValueError, match="num_classes=10, but the data has 5 classes"):
+        Surrogate(classifier_checkpoint=classifier, num_classes=5, img_size=32)
+    with pytest.raises(ValueError, match="img_size=32 .* but the data gives 64"):
+        Surrogate(classifier_checkpoint=classifier, num_classes=10, img_size=64)
+    with pytest.raises(ValueError, match=r"objective must be one of .*'shapley'"):
+        Explainer(surrogate_checkpoint=surrogate, num_classes=10, img_size=32, objective="shapley")
+    with pytest.raises(
+        ValueError, match="is a Classifier checkpoint, but a Surrogate checkpoint is needed"
+    ):
+        Explainer(surrogate_checkpoint=classifier, num_classes=10, img_size=32)
+    with pytest.raises(ValueError, match="surrogate_checkpoint is required"):
+        Explainer(num_classes=10, img_size=32)
+
+
+def test_nan_loss_stops_training_naming_the_step():
+    class ExplodingClassifier(Classifier):
+        def forward(self, images, keep=None):
+            logits = super().forward(images, keep)
+            return logits * float("nan") if self.global_step == 2 else logits
+
+    model = ExplodingClassifier(
+        backbone="vit_tiny_patch16_224",
+        num_classes=10,
+        img_size=32,
+        backbone_kwargs=TINY_BACKBONE,
+        warmup_steps=0,
+    )
+    data = DigitsDataModule(batch_size=16)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=5,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+    )
+    with pytest.raises(FloatingPointError, match="train/loss is nan at global step 2"):
+        trainer.fit(model, data)
