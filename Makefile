@@ -57,3 +57,21 @@ compare-digits: vitshapley-digits
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache
+
+# ViT-Shapley at 224 on a local ImageFolder dataset with the paper's hyperparameters (GPU):
+#   make vitshapley-imagenette DATA=/data/imagenette2 WEIGHTS=/models/vit_base_patch16_224.safetensors
+define folder_pipeline
+	@test -n "$(DATA)" -a -n "$(WEIGHTS)" || { echo "usage: make $@ DATA=/path/to/imagefolder WEIGHTS=/path/to/vit_base_patch16_224 weights"; exit 2; }
+	$(SV) fit --config experiments/$(1)/trainer.yaml --config experiments/$(1)/classifier.yaml --data.init_args.root $(DATA) --model.init_args.pretrained $(WEIGHTS)
+	$(SV) test --config experiments/$(1)/trainer.yaml --config experiments/$(1)/classifier.yaml --data.init_args.root $(DATA) --model.init_args.pretrained false --ckpt_path runs/$(1)/classifier/best.ckpt
+	$(SV) fit --config experiments/$(1)/trainer.yaml --config experiments/$(1)/surrogate.yaml --data.init_args.root $(DATA)
+	$(SV) test --config experiments/$(1)/trainer.yaml --config experiments/$(1)/surrogate.yaml --data.init_args.root $(DATA) --ckpt_path runs/$(1)/surrogate/best.ckpt
+	$(SV) fit --config experiments/$(1)/trainer.yaml --config experiments/$(1)/explainer.yaml --data.init_args.root $(DATA)
+	$(SV) test --config experiments/$(1)/trainer.yaml --config experiments/$(1)/explainer.yaml --data.init_args.root $(DATA) --ckpt_path runs/$(1)/explainer/best.ckpt
+endef
+
+vitshapley-imagenette: $(STAMP)
+	$(call folder_pipeline,imagenette)
+
+vitshapley-pets: $(STAMP)
+	$(call folder_pipeline,pets)

@@ -214,3 +214,13 @@ def test_nan_loss_stops_training_naming_the_step():
     )
     with pytest.raises(FloatingPointError, match="train/loss is nan at global step 2"):
         trainer.fit(model, data)
+
+
+@pytest.mark.parametrize("experiment", ["digits", "imagenette", "pets"])
+def test_experiment_configs_parse(experiment, tmp_path):
+    """Every stage config of every experiment is valid for the CLI (parsed, not run)."""
+    folder = Path(__file__).resolve().parents[1] / "experiments" / experiment
+    for stage in sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "trainer"):
+        result = cli("fit", "--config", str(folder / "trainer.yaml"), "--config", str(folder / f"{stage}.yaml"), "--print_config", cwd=tmp_path)
+        config = yaml.safe_load(result.stdout)
+        assert config["model"]["class_path"].startswith("shapvision.modules."), stage

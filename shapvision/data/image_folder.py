@@ -42,6 +42,32 @@ class SkippingImageFolder(datasets.ImageFolder):
             return None
 
 
+class ImageFiles(torch.utils.data.Dataset):
+    """A flat folder of images for ``predict``: yields ``(image, index)``; ``paths`` names each index."""
+
+    EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+    def __init__(self, folder: Path, transform, skipped_counter):
+        self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in self.EXTENSIONS)
+        if not self.paths:
+            raise FileNotFoundError(
+                f"data.predict_dir {folder} holds no images ({', '.join(self.EXTENSIONS)})"
+            )
+        self.transform, self.skipped_counter = transform, skipped_counter
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        try:
+            return self.transform(datasets.folder.default_loader(str(self.paths[index]))), index
+        except (OSError, ValueError, SyntaxError) as err:
+            with self.skipped_counter.get_lock():
+                self.skipped_counter.value += 1
+            warnings.warn(f"skipping unreadable image {self.paths[index]}: {err}", stacklevel=2)
+            return None
+
+
 def collate_skipping_none(batch):
     kept = [item for item in batch if item is not None]
     if not kept:
@@ -66,6 +92,7 @@ class ImageFolderDataModule(ShapleyDataModule):
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
         augment: bool = True,
+        predict_dir: str | None = None,
     ):
         super().__init__(
             batch_size=batch_size,
@@ -77,6 +104,13 @@ class ImageFolderDataModule(ShapleyDataModule):
         self.test_from_val = test_from_val
         self.split_seed = split_seed
         self.mean, self.std, self.augment = tuple(mean), tuple(std), augment
+        self.predict_dir = (
+            None if predict_dir is None else Path(os.path.expandvars(str(predict_dir))).expanduser()
+        )
+        if self.predict_dir is not None and not self.predict_dir.is_dir():
+            raise FileNotFoundError(
+                f"data.predict_dir {self.predict_dir} is not a folder of images"
+            )
         self._classes = self._check_layout()
         self.skipped = torch.multiprocessing.Value("i", 0)
 
@@ -147,9 +181,12 @@ class ImageFolderDataModule(ShapleyDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        folder = lambda split, train: SkippingImageFolder(
-            self.root / split, self._transform(train), self.skipped
-        )  # noqa: E731
+
+        def folder(split: str, train: bool) -> SkippingImageFolder:
+            return SkippingImageFolder(self.root / split, self._transform(train), self.skipped)
+
+        if self.predict_dir is not None:
+            self.predict_set = ImageFiles(self.predict_dir, self._transform(False), self.skipped)
         self.train_set = folder("train", True)
         val = folder("val", False)
         if self.has_test_dir:

@@ -1,1 +1,5 @@
-"""Attribution plots and post-hoc baselines."""
+"""Attribution plots and prediction output."""
+
+from shapvision.explain.prediction_writer import ShapleyPredictionWriter
+
+__all__ = ["ShapleyPredictionWriter"]

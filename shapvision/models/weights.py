@@ -1,5 +1,6 @@
 """Offline weight loading: random init or a local file; never a hub."""
 
+import os
 from pathlib import Path
 
 import timm
@@ -15,7 +16,7 @@ def resolve_weights_file(pretrained: bool | str | None, option: str = "pretraine
             f"{option}=true would download weights from a model hub, which shapvision never does; "
             f"set {option} to the path of a local weights file (.safetensors / .pth / .bin), or false for random init"
         )
-    path = Path(str(pretrained)).expanduser()
+    path = Path(os.path.expandvars(str(pretrained))).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
             f"{option} weights file not found: {path}. Download it on a machine with network access "
