@@ -9,7 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
-METHOD_NAMES = {"explainer": "amortized explainer (1 forward pass)"}
+from shapvision.metrics.shapley_accuracy import FIELDS
 
 
 def read_json(path: Path) -> dict:
@@ -31,22 +31,12 @@ def shapley_table(rows: list[dict], label: str) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        name = METHOD_NAMES.get(row["method"], row["method"]).replace(
-            "kernelshap_", "KernelSHAP, paired, "
-        ) + (" evals" if row["method"].startswith("kernelshap") else "")
-        if row["method"] == "explainer":
-            name = f"{label} explainer"
-        cells = [
-            f"{float(row[k]):.4f}"
-            for k in (
-                "l2_target",
-                "pearson_target",
-                "spearman_target",
-                "l2_other",
-                "pearson_other",
-                "spearman_other",
-            )
-        ]
+        method = row["method"]
+        if method == "explainer":
+            name = f"{label} explainer (one forward pass)"
+        else:
+            name = f"KernelSHAP, paired, {method.removeprefix('kernelshap_')} evals"
+        cells = [f"{float(row[k]):.4f}" for k in FIELDS]
         lines.append(
             f"| {name} | "
             + " | ".join(cells)

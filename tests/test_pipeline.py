@@ -221,6 +221,53 @@ def test_experiment_configs_parse(experiment, tmp_path):
     """Every stage config of every experiment is valid for the CLI (parsed, not run)."""
     folder = Path(__file__).resolve().parents[1] / "experiments" / experiment
     for stage in sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "trainer"):
-        result = cli("fit", "--config", str(folder / "trainer.yaml"), "--config", str(folder / f"{stage}.yaml"), "--print_config", cwd=tmp_path)
+        result = cli(
+            "fit",
+            "--config",
+            str(folder / "trainer.yaml"),
+            "--config",
+            str(folder / f"{stage}.yaml"),
+            "--print_config",
+            cwd=tmp_path,
+        )
         config = yaml.safe_load(result.stdout)
         assert config["model"]["class_path"].startswith("shapvision.modules."), stage
+
+
+def test_predict_writes_values_and_overlays_per_image(stages, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from shapvision.data import ImageFolderDataModule
+    from shapvision.explain import ShapleyPredictionWriter
+
+    for split in ("train", "val"):
+        (tmp_path / "data" / split / "a").mkdir(parents=True)
+        Image.new("RGB", (32, 32)).save(tmp_path / "data" / split / "a" / "x.png")
+    (tmp_path / "photos").mkdir()
+    for name, colour in (("red", (255, 0, 0)), ("green", (0, 255, 0)), ("blue", (0, 0, 255))):
+        Image.new("RGB", (50, 40), colour).save(tmp_path / "photos" / f"{name}.png")
+    data = ImageFolderDataModule(
+        str(tmp_path / "data"),
+        img_size=32,
+        batch_size=2,
+        num_workers=0,
+        predict_dir=str(tmp_path / "photos"),
+    )
+    explainer = Explainer(
+        surrogate_checkpoint=str(stages / "surrogate" / "best.ckpt"),
+        num_classes=10,
+        img_size=32,
+        head_hidden_dim=16,
+    ).eval()
+    writer = ShapleyPredictionWriter(str(tmp_path / "out"))
+    trainer = L.Trainer(
+        accelerator="cpu", callbacks=[writer], logger=False, enable_progress_bar=False
+    )
+    trainer.predict(explainer, datamodule=data, return_predictions=False)
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["blue.npy", "blue.png", "green.npy", "green.png", "red.npy", "red.png"]
+    index = [p.stem for p in data.predict_set.paths].index("green")
+    with torch.no_grad():
+        expected = explainer.explain(data.predict_set[index][0].unsqueeze(0))[0]
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "green.npy"), expected.numpy(), atol=1e-6)
