@@ -24,6 +24,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 LAYOUT = "ROOT/train/<class>/*.jpg, ROOT/val/<class>/*.jpg and optionally ROOT/test/<class>/*.jpg"
 
 
+UNREADABLE = (OSError, ValueError, SyntaxError)
+
+
+def count_skipped(counter, path, err) -> None:
+    """Record an unreadable image: one more in the shared counter and a warning that names the file."""
+    with counter.get_lock():
+        counter.value += 1
+    warnings.warn(f"skipping unreadable image {path}: {err}", stacklevel=3)
+
+
 class SkippingImageFolder(datasets.ImageFolder):
     """ImageFolder whose unreadable files yield None (dropped by the collate function) and are counted."""
 
@@ -35,10 +45,8 @@ class SkippingImageFolder(datasets.ImageFolder):
         path, _ = self.samples[index]
         try:
             return super().__getitem__(index)
-        except (OSError, ValueError, SyntaxError) as err:
-            with self.skipped_counter.get_lock():
-                self.skipped_counter.value += 1
-            warnings.warn(f"skipping unreadable image {path}: {err}", stacklevel=2)
+        except UNREADABLE as err:
+            count_skipped(self.skipped_counter, path, err)
             return None
 
 
@@ -61,10 +69,8 @@ class ImageFiles(torch.utils.data.Dataset):
     def __getitem__(self, index):
         try:
             return self.transform(datasets.folder.default_loader(str(self.paths[index]))), index
-        except (OSError, ValueError, SyntaxError) as err:
-            with self.skipped_counter.get_lock():
-                self.skipped_counter.value += 1
-            warnings.warn(f"skipping unreadable image {self.paths[index]}: {err}", stacklevel=2)
+        except UNREADABLE as err:
+            count_skipped(self.skipped_counter, self.paths[index], err)
             return None
 
 

@@ -96,7 +96,10 @@ class ExplainerEvaluation:
             2
         )
         score = self._target_scores(target)
-        blurred = gaussian_blur(images, kernel_size=[11, 11], sigma=[5.0, 5.0])
+        baselines = {
+            "insertion": gaussian_blur(images, kernel_size=[11, 11], sigma=[5.0, 5.0]),
+            "deletion": torch.zeros_like(images),
+        }
         surrogate_curves = insertion_deletion_curves(
             lambda keep, mode: score(self.surrogate(images, keep)), attribution
         )
@@ -104,8 +107,7 @@ class ExplainerEvaluation:
 
         def classifier_score(keep, mode):
             pixels = pixel_mask(keep, self.grid_size, self.backbone.patch_size).to(images.dtype)
-            baseline = blurred if mode == "insertion" else torch.zeros_like(images)
-            return score(self.surrogate.teacher(images * pixels + baseline * (1 - pixels)))
+            return score(self.surrogate.teacher(images * pixels + baselines[mode] * (1 - pixels)))
 
         self.faithfulness["classifier"].update(
             *insertion_deletion_curves(classifier_score, attribution)
@@ -145,15 +147,14 @@ class ExplainerEvaluation:
         rows = []
         timing_explainer = self.explain_seconds[0] / self.explain_seconds[1].clamp_min(1)
         timed = self.timed_images.clamp_min(1)
+        seconds_per_image = {"explainer": timing_explainer}
+        for j, budget in enumerate(self.hparams.kernel_shap_budgets):
+            seconds_per_image[f"kernelshap_{budget}"] = self.kernelshap_seconds[j] / timed
         for name, metric in self.shapley_metrics.items():
             if int(metric.count) == 0 and self.trainer.world_size == 1:
                 continue
             values = metric.compute()
-            seconds = (
-                timing_explainer
-                if name == "explainer"
-                else self.kernelshap_seconds[list(self.shapley_metrics).index(name) - 1] / timed
-            )
+            seconds = seconds_per_image[name]
             row = {
                 "method": name,
                 **{k: float(v) for k, v in values.items()},

@@ -24,6 +24,18 @@ def shapley_kernel_normalizer(num_players: int) -> float:
     return sum(1.0 / (k * (num_players - k)) for k in range(1, num_players))
 
 
+def _sample_weights(masks: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """gamma (N 1[i in S] - |S|) per mask and player ``(..., M, N)``, after checking masks against values."""
+    num_players = masks.shape[-1]
+    check_masks(masks, num_players)
+    if values.shape[:-1] != masks.shape[:-1]:
+        raise ValueError(
+            f"values {tuple(values.shape)} must be (..., M, K) for masks {tuple(masks.shape)}"
+        )
+    size = masks.sum(-1, keepdim=True).to(values.dtype)
+    return shapley_kernel_normalizer(num_players) * (num_players * masks.to(values.dtype) - size)
+
+
 def sim_semivalue_samples(
     masks: torch.Tensor, values: torch.Tensor, v_full: torch.Tensor, v_empty: torch.Tensor
 ) -> torch.Tensor:
@@ -32,15 +44,9 @@ def sim_semivalue_samples(
     masks ``(..., M, N)`` bool drawn from the Shapley kernel, values ``(..., M, K)`` = v(masks),
     v_full / v_empty ``(..., K)``; returns ``(..., M, N, K)``. Averaging over M gives the estimate.
     """
+    weights = _sample_weights(masks, values)
     num_players = masks.shape[-1]
-    check_masks(masks, num_players)
-    if values.shape[:-1] != masks.shape[:-1]:
-        raise ValueError(
-            f"values {tuple(values.shape)} must be (..., M, K) for masks {tuple(masks.shape)}"
-        )
-    gamma = shapley_kernel_normalizer(num_players)
-    weights = num_players * masks.to(values.dtype) - masks.sum(-1, keepdim=True).to(values.dtype)
-    per_sample = gamma * weights.unsqueeze(-1) * values.unsqueeze(-2)
+    per_sample = weights.unsqueeze(-1) * values.unsqueeze(-2)
     return per_sample + ((v_full - v_empty) / num_players).unsqueeze(-2).unsqueeze(-3)
 
 
@@ -51,16 +57,9 @@ def sim_semivalue_target(
 
     Computed as one contraction over the masks, without the ``(..., M, N, K)`` intermediate.
     """
-    num_players = masks.shape[-1]
-    check_masks(masks, num_players)
-    if values.shape[:-1] != masks.shape[:-1]:
-        raise ValueError(
-            f"values {tuple(values.shape)} must be (..., M, K) for masks {tuple(masks.shape)}"
-        )
-    gamma = shapley_kernel_normalizer(num_players)
-    num_masks = masks.shape[-2]
-    weights = num_players * masks.to(values.dtype) - masks.sum(-1, keepdim=True).to(values.dtype)
-    target = (gamma / num_masks) * weights.transpose(-1, -2) @ values
+    weights = _sample_weights(masks, values)
+    num_players, num_masks = masks.shape[-1], masks.shape[-2]
+    target = weights.transpose(-1, -2) @ values / num_masks
     return target + ((v_full - v_empty) / num_players).unsqueeze(-2)
 
 
