@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 
-.PHONY: install test test-slow lint bench demo clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets
+.PHONY: install test test-slow lint bench demo clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets \
+	svo-vit-digits svo-ablation-digits svo-vit-imagenet svo-resnet-imagenet classifier-vit-imagenet classifier-resnet-imagenet
 
 install: $(STAMP)
 
@@ -38,16 +39,37 @@ define stage
 	$(SV) test $(DIGITS) --config experiments/digits/$(1).yaml --ckpt_path runs/digits/$(1)/best.ckpt
 endef
 
-# The main job: classifier -> surrogate -> explainer (fastshap) on digits, tested, with a report.
+# The main job: classifier -> surrogate -> explainer (fastshap) on digits, and the self-explaining
+# SVO-ViT beside it, tested, with a report.
 demo: $(STAMP)
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory vitshapley-digits && \
-	$(BIN)/python -m shapvision.report --runs runs/digits --out runs/demo --elapsed "$$(( $$(date +%s) - start )) s (training and testing, CPU)"
+	$(MAKE) --no-print-directory vitshapley-digits svo-vit-digits && \
+	$(BIN)/python -m shapvision.report --runs runs/digits --out runs/demo --svo svo_vit --elapsed "$$(( $$(date +%s) - start )) s (training and testing, CPU)"
 
 vitshapley-digits: $(STAMP)
 	$(call stage,classifier)
 	$(call stage,surrogate)
 	$(call stage,explainer_fastshap)
+
+# SVO-ViT on digits: the classifier's backbone and schedule, CE + lambda * Shapley loss, tested against
+# exact Shapley values of its own value function.
+svo-vit-digits: $(STAMP)
+	$(call stage,svo_vit)
+
+# Ablation on digits: lambda = 0 (plain CE with the voting head) and every lambda in SVO_LAMBDAS x
+# stop_gradient in SVO_STOPS; accuracy vs Shapley accuracy, table in docs/svo_ablation.md.
+SVO_LAMBDAS ?= 0.1 1 10
+SVO_STOPS ?= none masked full
+SVO_ABLATION := --config experiments/digits/svo_vit.yaml --model.init_args.kernel_shap_budgets [] --trainer.enable_progress_bar false
+svo-ablation-digits: $(STAMP)
+	@set -e; for run in 0:none $(foreach l,$(SVO_LAMBDAS),$(foreach s,$(SVO_STOPS),$(l):$(s))); do \
+	  lambda=$${run%%:*}; stop=$${run##*:}; name=svo_ablation/lambda_$${lambda}_$${stop}; \
+	  opts="$(SVO_ABLATION) --model.init_args.shapley_weight $$lambda --model.init_args.stop_gradient $$stop --trainer.logger.init_args.name $$name --trainer.callbacks.init_args.dirpath runs/digits/$$name"; \
+	  echo "== $$name"; \
+	  $(SV) fit $(DIGITS) $$opts; \
+	  $(SV) test $(DIGITS) $$opts --ckpt_path runs/digits/$$name/best.ckpt; \
+	done
+	$(BIN)/python -m shapvision.svo_ablation --runs runs/digits/svo_ablation --out docs/svo_ablation.md
 
 # All three objectives on the same surrogate, one comparison table (no time target).
 compare-digits: vitshapley-digits
@@ -75,3 +97,25 @@ vitshapley-imagenette: $(STAMP)
 
 vitshapley-pets: $(STAMP)
 	$(call folder_pipeline,pets)
+
+# SVO on ImageNet (GPU), each run fit then test on val/; the plain classifiers are the accuracy baselines:
+#   make svo-vit-imagenet DATA=/data/imagenet WEIGHTS=/models/vit_base_patch16_224.safetensors
+#   make svo-resnet-imagenet DATA=/data/imagenet WEIGHTS=/models/resnet50.safetensors
+# Extra CLI options (e.g. ARGS="--trainer.num_nodes 2 --model.init_args.shapley_weight 0.5") are appended.
+define imagenet_run
+	@test -n "$(DATA)" -a -n "$(WEIGHTS)" || { echo "usage: make $@ DATA=/path/to/imagenet WEIGHTS=/path/to/timm weights [ARGS=...]"; exit 2; }
+	$(SV) fit --config experiments/imagenet/trainer.yaml --config experiments/imagenet/$(1).yaml --data.init_args.root $(DATA) --model.init_args.pretrained $(WEIGHTS) $(ARGS)
+	$(SV) test --config experiments/imagenet/trainer.yaml --config experiments/imagenet/$(1).yaml --data.init_args.root $(DATA) --model.init_args.pretrained false $(ARGS) --ckpt_path runs/imagenet/$(1)/best.ckpt
+endef
+
+svo-vit-imagenet: $(STAMP)
+	$(call imagenet_run,svo_vit)
+
+svo-resnet-imagenet: $(STAMP)
+	$(call imagenet_run,svo_resnet)
+
+classifier-vit-imagenet: $(STAMP)
+	$(call imagenet_run,classifier_vit)
+
+classifier-resnet-imagenet: $(STAMP)
+	$(call imagenet_run,classifier_resnet)

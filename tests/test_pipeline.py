@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from shapvision.data import DigitsDataModule
-from shapvision.modules import Classifier, Explainer, Surrogate
+from shapvision.modules import Classifier, Explainer, Surrogate, SVOClassifier
 
 TINY_BACKBONE = {"patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2}
 
@@ -140,6 +140,51 @@ def test_ddp_fit_and_test_equal_single_process(stages):
         assert results["ddp"][key] == pytest.approx(value, abs=1e-5), key
 
 
+def svo_model(**overrides):
+    init = {
+        "backbone": "vit_tiny_patch16_224",
+        "backbone_kwargs": TINY_BACKBONE,
+        "num_masks": 2,
+        "paired": True,
+        "exact_images": 4,
+        "faithfulness_images": 40,
+        "kernel_shap_budgets": [64],
+        "lr": 1e-3,
+        "warmup_steps": 0,
+        **overrides,
+    }
+    return {"class_path": "shapvision.modules.SVOClassifier", "init_args": init}
+
+
+def test_svo_ddp_fit_and_test_equal_single_process_and_checkpoint_explains_itself(tmp_path):
+    fit_config = write_config(tmp_path, "svo", svo_model(), devices=2, strategy="ddp")
+    cli("fit", "--config", str(fit_config), cwd=tmp_path)
+    checkpoint = tmp_path / "svo" / "best.ckpt"
+    results = {}
+    for name, extra in (("single", {}), ("ddp", {"devices": 2, "strategy": "ddp"})):
+        config = write_config(tmp_path, f"svo_test_{name}", svo_model(), **extra)
+        cli("test", "--config", str(config), "--ckpt_path", str(checkpoint), cwd=tmp_path)
+        results[name] = json.loads(
+            (tmp_path / f"svo_test_{name}" / "test_metrics.json").read_text()
+        )
+    for key in (
+        "test/acc",
+        "test/svo/pearson_target",
+        "test/insertion_auc_masked",
+        "test/deletion_auc_pixels",
+    ):
+        assert key in results["single"], key
+    assert results["single"].keys() == results["ddp"].keys()
+    for key, value in results["single"].items():
+        assert results["ddp"][key] == pytest.approx(value, abs=1e-5), key
+    model = SVOClassifier.load_from_checkpoint(checkpoint).eval()
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.explain(images).sum(1), model(images), atol=1e-5, rtol=1e-5
+        )
+
+
 def test_stage_checkpoints_load_alone_and_explain(stages, tmp_path):
     surrogate = Surrogate.load_from_checkpoint(stages / "surrogate" / "best.ckpt").eval()
     images = torch.randn(2, 3, 32, 32)
@@ -216,7 +261,7 @@ def test_nan_loss_stops_training_naming_the_step():
         trainer.fit(model, data)
 
 
-@pytest.mark.parametrize("experiment", ["digits", "imagenette", "pets"])
+@pytest.mark.parametrize("experiment", ["digits", "imagenette", "pets", "imagenet"])
 def test_experiment_configs_parse(experiment, tmp_path):
     """Every stage config of every experiment is valid for the CLI (parsed, not run)."""
     folder = Path(__file__).resolve().parents[1] / "experiments" / experiment

@@ -4,5 +4,6 @@ from shapvision.modules.base import ShapleyModule
 from shapvision.modules.classifier import Classifier
 from shapvision.modules.explainer import Explainer
 from shapvision.modules.surrogate import Surrogate
+from shapvision.modules.svo_classifier import SVOClassifier
 
-__all__ = ["Classifier", "Explainer", "ShapleyModule", "Surrogate"]
+__all__ = ["Classifier", "Explainer", "SVOClassifier", "ShapleyModule", "Surrogate"]

@@ -20,9 +20,9 @@ from shapvision.modules.base import (
     check_compatible,
     load_stage,
 )
-from shapvision.modules.explainer_evaluation import ExplainerEvaluation
+from shapvision.modules.explanation_evaluation import ExplanationEvaluation
 from shapvision.modules.surrogate import Surrogate
-from shapvision.modules.surrogate_game import check_link, surrogate_values
+from shapvision.modules.surrogate_game import ImageGame, check_link, surrogate_values
 from shapvision.objectives.fastshap import fastshap_loss
 from shapvision.objectives.salvage import salvage_loss
 from shapvision.objectives.simshap import simshap_loss
@@ -34,7 +34,7 @@ ACTIVATIONS = {"tanh": torch.tanh, "identity": lambda x: x}
 SURROGATE_OPTION = "model.init_args.surrogate_checkpoint"
 
 
-class Explainer(TaggedCheckpointMixin, ExplainerEvaluation, ShapleyModule):
+class Explainer(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule):
     """``module.explain(images)`` -> Shapley values ``(B, N, K)`` in the link's units."""
 
     def __init__(
@@ -55,6 +55,7 @@ class Explainer(TaggedCheckpointMixin, ExplainerEvaluation, ShapleyModule):
         weight_decay: float = 1e-5,
         warmup_steps: int = 0,
         exact_images: int = 32,
+        faithfulness_images: int | None = None,
         kernel_shap_budgets: tuple[int, ...] = (64, 256, 1024),
         value_batch_size: int = 4096,
         surrogate_hparams: dict | None = None,
@@ -93,6 +94,7 @@ class Explainer(TaggedCheckpointMixin, ExplainerEvaluation, ShapleyModule):
             self.backbone.embed_dim, outputs, num_blocks=head_blocks, mlp_hidden_dim=head_hidden_dim
         )
         self.grid_size = self.backbone.grid_size
+        self.patch_size = self.backbone.patch_size
         self.num_patches = self.backbone.num_patches
         self.kernel_sampler = ShapleyKernelSampler(self.num_patches, paired=paired)
         self.guided_sampler = AttributionGuidedSampler(
@@ -140,6 +142,24 @@ class Explainer(TaggedCheckpointMixin, ExplainerEvaluation, ShapleyModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.explain(images)
 
+    @property
+    def scoring_link(self) -> str:
+        return self.hparams.link
+
+    def evaluation_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The explanation and the class it is scored for: the surrogate's prediction."""
+        v_full, v_empty = self.endpoint_values(images)
+        return self.attributions(self.raw_outputs(images), v_full, v_empty), v_full.argmax(-1)
+
+    def reference_game(self, image: torch.Tensor) -> ImageGame:
+        return ImageGame(self.surrogate, image, self.hparams.link)
+
+    def dropped_patch_logits(self, images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        return self.surrogate(images, keep)
+
+    def pixel_logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self.surrogate.teacher(images)
+
     def sample_masks(
         self, images: torch.Tensor, raw: torch.Tensor, v_full: torch.Tensor
     ) -> torch.Tensor:
@@ -185,6 +205,9 @@ class Explainer(TaggedCheckpointMixin, ExplainerEvaluation, ShapleyModule):
         loss = self.check_finite(self.objective_loss(batch[0]))
         self.log("train/loss", loss, prog_bar=True)
         return loss
+
+    def test_step(self, batch, batch_idx):
+        self.evaluate_explanations(batch[0], batch_idx)
 
     def validation_step(self, batch, batch_idx):
         # A fixed mask stream per batch keeps val/loss comparable across epochs.

@@ -1,13 +1,22 @@
-"""Test-time evaluation of an explainer: Shapley accuracy against exact values, insertion / deletion.
+"""Test-time evaluation of a module's own explanations: Shapley accuracy against exact values, insertion / deletion.
 
-- Shapley accuracy: for the test images whose dataset index is below ``exact_images``, the
-  surrogate's exact Shapley values (all 2^N coalitions; N <= 24) are the reference; the explainer's
-  values and paired KernelSHAP at each budget in ``kernel_shap_budgets`` are scored against them.
+Shared by the ViT-Shapley :class:`Explainer` (explaining a frozen surrogate) and the self-explaining
+:class:`SVOClassifier` (explaining its own value function). The module provides:
+- ``evaluation_outputs(images)`` -> (Phi ``(B, N, K)``, explained class ``(B,)``);
+- ``reference_game(image)`` -> the value function ``bool (M, N) -> (M, K)`` whose Shapley values Phi estimates;
+- ``dropped_patch_logits(images, keep)`` and ``pixel_logits(images)`` (a full forward, for the pixel
+  baselines), with ``scoring_link`` turning logits into the scored quantity;
+- ``patch_size``, ``explanation_name`` and ``scorer_names`` = (dropped-patch scorer, pixel scorer).
+
+- Shapley accuracy: for the test images whose dataset index is below ``exact_images``, the game's
+  exact Shapley values (all 2^N coalitions; N <= 24) are the reference; the module's values and
+  paired KernelSHAP at each budget in ``kernel_shap_budgets`` are scored against them.
   Under DDP the global index of a local sample is ``rank + local_index * world_size`` (Lightning's
   DistributedSampler without shuffling), so the same images are selected as in one process.
-- Insertion / deletion for every test image and the surrogate's predicted class, scored two ways:
-  with the surrogate (removed patches dropped) and with the classifier (deletion to the 0 baseline,
-  insertion onto an 11 x 11, sigma 5 Gaussian blur of the image).
+- Insertion / deletion for every test image (or those whose index is below ``faithfulness_images``:
+  2 (N + 1) forwards per image and scorer) and the explained class, scored two ways: with removed
+  patches dropped, and on pixels (deletion to the 0 baseline, insertion onto an 11 x 11, sigma 5
+  Gaussian blur of the image).
 Results go to the logger (``test/...``), to ``shapley_metrics.csv`` and ``curves.csv``, and a heatmap
 grid PNG, in the run directory.
 """
@@ -23,23 +32,23 @@ from shapvision.explain.plots import curves_figure, heatmap_grid_figure
 from shapvision.metrics.insertion_deletion import InsertionDeletion, insertion_deletion_curves
 from shapvision.metrics.shapley_accuracy import ShapleyAccuracy
 from shapvision.models.masked_backbone import pixel_mask
-from shapvision.modules.surrogate_game import LINKS, ImageGame
+from shapvision.modules.surrogate_game import LINKS
 from shapvision.shapley.exact import MAX_EXACT_PLAYERS, exact_shapley
 from shapvision.shapley.kernel_shap import kernel_shap
 
 HEATMAP_EXAMPLES = 8
 
 
-class ExplainerEvaluation:
+class ExplanationEvaluation:
+    explanation_name = "explainer"
+    scorer_names = ("surrogate", "classifier")
+
     def setup_evaluation(self) -> None:
-        self.shapley_metrics = torch.nn.ModuleDict({"explainer": ShapleyAccuracy()})
+        self.shapley_metrics = torch.nn.ModuleDict({self.explanation_name: ShapleyAccuracy()})
         for budget in self.hparams.kernel_shap_budgets:
             self.shapley_metrics[f"kernelshap_{budget}"] = ShapleyAccuracy()
         self.faithfulness = torch.nn.ModuleDict(
-            {
-                "surrogate": InsertionDeletion(self.num_patches),
-                "classifier": InsertionDeletion(self.num_patches),
-            }
+            {name: InsertionDeletion(self.num_patches) for name in self.scorer_names}
         )
         self.register_buffer(
             "explain_seconds", torch.zeros(2, dtype=torch.float64), persistent=False
@@ -66,29 +75,22 @@ class ExplainerEvaluation:
         local = batch_idx * self._loader_batch_size + torch.arange(batch_size, device=device)
         return self.global_rank + local * self.trainer.world_size
 
-    def test_step(self, batch, batch_idx):
-        images, _ = batch
+    def evaluate_explanations(self, images: torch.Tensor, batch_idx: int) -> None:
         start = time.perf_counter()
-        v_full, v_empty = self.endpoint_values(images)
-        phi = self.attributions(self.raw_outputs(images), v_full, v_empty)
+        phi, target = self.evaluation_outputs(images)
         self.explain_seconds[0] += time.perf_counter() - start
         self.explain_seconds[1] += images.shape[0]
-        target = v_full.argmax(-1)
-        self._faithfulness(images, phi, target)
-        selected = (
-            (
-                self._global_indices(batch_idx, images.shape[0], images.device)
-                < self.hparams.exact_images
-            )
-            .nonzero()
-            .flatten()
-        )
-        for i in selected.tolist():
+        index = self._global_indices(batch_idx, images.shape[0], images.device)
+        limit = self.hparams.faithfulness_images
+        scored = index < limit if limit is not None else torch.ones_like(index, dtype=torch.bool)
+        if scored.any():
+            self._faithfulness(images[scored], phi[scored], target[scored])
+        for i in (index < self.hparams.exact_images).nonzero().flatten().tolist():
             self._shapley_accuracy(images[i], phi[i], target[i])
 
     def _target_scores(self, target):
         return lambda logits: (
-            LINKS[self.hparams.link](logits).gather(1, target.view(-1, 1)).squeeze(1)
+            LINKS[self.scoring_link](logits).gather(1, target.view(-1, 1)).squeeze(1)
         )
 
     def _faithfulness(self, images, phi, target):
@@ -100,25 +102,25 @@ class ExplainerEvaluation:
             "insertion": gaussian_blur(images, kernel_size=[11, 11], sigma=[5.0, 5.0]),
             "deletion": torch.zeros_like(images),
         }
-        surrogate_curves = insertion_deletion_curves(
-            lambda keep, mode: score(self.surrogate(images, keep)), attribution
+        dropped, on_pixels = self.scorer_names
+        self.faithfulness[dropped].update(
+            *insertion_deletion_curves(
+                lambda keep, mode: score(self.dropped_patch_logits(images, keep)), attribution
+            )
         )
-        self.faithfulness["surrogate"].update(*surrogate_curves)
 
-        def classifier_score(keep, mode):
-            pixels = pixel_mask(keep, self.grid_size, self.backbone.patch_size).to(images.dtype)
-            return score(self.surrogate.teacher(images * pixels + baselines[mode] * (1 - pixels)))
+        def pixel_score(keep, mode):
+            pixels = pixel_mask(keep, self.grid_size, self.patch_size).to(images.dtype)
+            return score(self.pixel_logits(images * pixels + baselines[mode] * (1 - pixels)))
 
-        self.faithfulness["classifier"].update(
-            *insertion_deletion_curves(classifier_score, attribution)
-        )
+        self.faithfulness[on_pixels].update(*insertion_deletion_curves(pixel_score, attribution))
 
     def _shapley_accuracy(self, image, phi, target):
-        game = ImageGame(self.surrogate, image, self.hparams.link)
+        game = self.reference_game(image)
         exact = exact_shapley(
             game, self.num_patches, batch_size=self.hparams.value_batch_size, device=image.device
         ).to(phi.dtype)
-        self.shapley_metrics["explainer"].update(
+        self.shapley_metrics[self.explanation_name].update(
             phi.unsqueeze(0), exact.unsqueeze(0), target.view(1)
         )
         for j, budget in enumerate(self.hparams.kernel_shap_budgets):
@@ -147,7 +149,7 @@ class ExplainerEvaluation:
         rows = []
         timing_explainer = self.explain_seconds[0] / self.explain_seconds[1].clamp_min(1)
         timed = self.timed_images.clamp_min(1)
-        seconds_per_image = {"explainer": timing_explainer}
+        seconds_per_image = {self.explanation_name: timing_explainer}
         for j, budget in enumerate(self.hparams.kernel_shap_budgets):
             seconds_per_image[f"kernelshap_{budget}"] = self.kernelshap_seconds[j] / timed
         for name, metric in self.shapley_metrics.items():

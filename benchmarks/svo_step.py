@@ -1,0 +1,110 @@
+"""SVO training step vs plain fine-tuning of the same backbone and batch.
+
+One training step = forward, backward and AdamW update, on the same images and labels. "plain" is the
+same :class:`SVOClassifier` with lambda = 0 (CE only: no masked branch runs), so the ratio is exactly
+the cost of the Shapley loss. The SVO variants differ in masks per image and gradient side. All
+variants run side by side in one process, interleaved per repeat; the median of ``--repeats`` is
+reported. Target (issue 5): SVO-ViT <= 1.5x the plain step with the default 1 mask per image.
+
+    python benchmarks/svo_step.py                                        # CPU, float32
+    python benchmarks/svo_step.py --device cuda --dtype bfloat16 --batch 64
+"""
+
+import argparse
+import platform
+import statistics
+import time
+from contextlib import nullcontext
+
+import torch
+
+from shapvision.modules import SVOClassifier
+
+VARIANTS = {
+    "plain fine-tuning (lambda = 0)": {"shapley_weight": 0.0},
+    "SVO, 1 mask/image": {"num_masks": 1, "paired": False},
+    "SVO, 2 paired masks/image": {"num_masks": 2, "paired": True},
+    "SVO, 1 mask/image, stop_gradient=masked": {
+        "num_masks": 1,
+        "paired": False,
+        "stop_gradient": "masked",
+    },
+}
+
+
+def training_step(module, optimizer, batch, device, dtype):
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
+    with autocast:
+        loss = module.training_step(batch, 0)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def benchmark_backbone(backbone, args, device, dtype):
+    batch = (
+        torch.randn(args.batch, 3, args.img_size, args.img_size, device=device),
+        torch.randint(args.num_classes, (args.batch,), device=device),
+    )
+    modules, optimizers = {}, {}
+    for name, options in VARIANTS.items():
+        torch.manual_seed(0)
+        module = SVOClassifier(
+            backbone=backbone, num_classes=args.num_classes, img_size=args.img_size, **options
+        ).to(device)
+        module.log = lambda *a, **k: None  # no Trainer to log to
+        module.train()
+        modules[name] = module
+        optimizers[name] = torch.optim.AdamW(module.parameters(), lr=1e-6)
+    timings = {name: [] for name in VARIANTS}
+    for repeat in range(args.repeats + 1):  # the first round warms up kernels and allocators
+        for name in VARIANTS:
+            synchronize(device)
+            start = time.perf_counter()
+            training_step(modules[name], optimizers[name], batch, device, dtype)
+            synchronize(device)
+            if repeat:
+                timings[name].append(time.perf_counter() - start)
+    plain = statistics.median(timings[next(iter(VARIANTS))])
+    for name in VARIANTS:
+        seconds = statistics.median(timings[name])
+        print(
+            f"| {backbone} | {name} | {seconds * 1000:.0f} | {args.batch / seconds:.1f} | {seconds / plain:.2f}x |"
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backbones", nargs="+", default=["vit_base_patch16_224", "resnet50"])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--img-size", type=int, default=224)
+    parser.add_argument("--num-classes", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    args = parser.parse_args()
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else (platform.processor() or platform.machine())
+    )
+    print(
+        f"# svo_step: {name}, {torch.get_num_threads()} threads, {args.dtype}, batch {args.batch} at "
+        f"{args.img_size} px, {args.num_classes} classes, median of {args.repeats}, torch {torch.__version__}"
+    )
+    print("| backbone | step | ms / step | images / s | time vs plain |")
+    print("|---|---|---|---|---|")
+    for backbone in args.backbones:
+        benchmark_backbone(backbone, args, device, dtype)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""SVO-ViT / SVO-ResNet (Fan et al. 2026): a classifier whose own outputs are per-patch Shapley values.
+
+The :class:`SVONet` votes Phi ``(B, N, K)``; logits = Phi.sum(1), so ``explain(x).sum(1)`` is the
+logit vector exactly. Training loss = CE(logits, y) + ``shapley_weight`` * Shapley loss (Eq. 14), where
+the Shapley loss (Eq. 13) compares the model's own value function on masked copies of the input,
+v(S) = sum of Phi(x_S) over kept patches, with the additive prediction 1_S^T Phi(x):
+- masks from the Shapley kernel, ``num_masks`` per image (``paired``: each followed by its complement);
+- ``shapley_classes``: ``sampled`` = one class y uniform per mask (Eq. 13), ``all`` = every class;
+- ``stop_gradient``: which side is a constant target. ``none`` (default) trains through both, as the
+  paper optimizes theta through both; ``masked`` detaches v(S); ``full`` detaches Phi(x).
+None of these three, nor lambda, is published; the defaults are our choice (see docs/svo.md).
+With ``shapley_weight`` = 0 no masked forward runs and the module is a plain CE classifier.
+
+Values are in logit units. Validation always reports the Shapley loss on a fixed mask stream, so a
+lambda = 0 run still shows how far its votes are from being Shapley values.
+"""
+
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
+
+from shapvision.models.svo_net import SVONet
+from shapvision.modules.base import ShapleyModule, TaggedCheckpointMixin
+from shapvision.modules.explanation_evaluation import ExplanationEvaluation
+from shapvision.modules.surrogate_game import ImageGame
+from shapvision.objectives.svo import svo_shapley_loss
+from shapvision.shapley.samplers import ShapleyKernelSampler
+
+STOP_GRADIENTS = ("none", "masked", "full")
+SHAPLEY_CLASSES = ("sampled", "all")
+
+
+class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule):
+    """``module(images, keep=None)`` -> logits ``(B, K)``; ``module.explain(images)`` -> Phi ``(B, N, K)``."""
+
+    explanation_name = "svo"
+    scorer_names = ("masked", "pixels")
+    scoring_link = "softmax"
+
+    def __init__(
+        self,
+        backbone: str = "vit_base_patch16_224",
+        num_classes: int = 1000,
+        img_size: int = 224,
+        pretrained: bool | str = False,
+        backbone_kwargs: dict | None = None,
+        shapley_weight: float = 1.0,
+        num_masks: int = 1,
+        paired: bool = False,
+        shapley_classes: str = "sampled",
+        stop_gradient: str = "none",
+        lr: float = 1e-5,
+        weight_decay: float = 1e-5,
+        warmup_steps: int = 500,
+        exact_images: int = 32,
+        faithfulness_images: int | None = None,
+        kernel_shap_budgets: tuple[int, ...] = (64, 256, 1024),
+        value_batch_size: int = 4096,
+    ):
+        if stop_gradient not in STOP_GRADIENTS:
+            raise ValueError(
+                f"model.init_args.stop_gradient must be one of {STOP_GRADIENTS}, got {stop_gradient!r}"
+            )
+        if shapley_classes not in SHAPLEY_CLASSES:
+            raise ValueError(
+                f"model.init_args.shapley_classes must be one of {SHAPLEY_CLASSES}, got {shapley_classes!r}"
+            )
+        if shapley_weight < 0:
+            raise ValueError(
+                f"model.init_args.shapley_weight (lambda) must be >= 0, got {shapley_weight}"
+            )
+        if num_masks < 1 or (paired and num_masks % 2):
+            raise ValueError(
+                f"model.init_args.num_masks must be >= 1, and even with paired=true; got {num_masks} (paired={paired})"
+            )
+        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps)
+        self.save_hyperparameters()
+        self.net = SVONet(backbone, num_classes, img_size, pretrained, backbone_kwargs)
+        self.grid_size = self.net.backbone.grid_size
+        self.patch_size = self.net.backbone.patch_size
+        self.num_patches = self.net.backbone.num_patches
+        self.sampler = ShapleyKernelSampler(self.num_patches, paired=paired)
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.setup_evaluation()
+
+    def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(images, keep).sum(1)
+
+    def explain(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def shapley_loss(self, images: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+        """Eq. 13 on fresh Shapley-kernel masks, for the votes ``phi`` of the unmasked ``images``."""
+        batch, num_masks = images.shape[0], self.hparams.num_masks
+        masks = self.sampler.sample(num_masks, batch_size=batch, device=images.device)
+        classes = None
+        if self.hparams.shapley_classes == "sampled":
+            classes = torch.randint(phi.shape[-1], (batch, num_masks), device=images.device)
+        stop = self.hparams.stop_gradient
+        with torch.set_grad_enabled(torch.is_grad_enabled() and stop != "masked"):
+            masked_values = self.net.masked_logits(images, masks)
+        return svo_shapley_loss(
+            phi.detach() if stop == "full" else phi, masked_values, masks, classes
+        )
+
+    def training_step(self, batch, batch_idx):
+        if batch is None:
+            return None
+        images, labels = batch
+        phi = self.net(images)
+        ce = F.cross_entropy(phi.sum(1), labels)
+        loss = ce
+        if self.hparams.shapley_weight > 0:
+            shapley = self.shapley_loss(images, phi)
+            loss = ce + self.hparams.shapley_weight * shapley
+            self.log("train/shapley_loss", shapley)
+        self.check_finite(loss)
+        self.log("train/ce", ce)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        images, labels = batch
+        phi = self.net(images)
+        logits = phi.sum(1)
+        # A fixed mask stream per batch keeps val/shapley_loss comparable across epochs.
+        devices = [images.device] if images.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(10_007 * batch_idx + self.global_rank)
+            shapley = self.shapley_loss(images, phi)
+        ce = F.cross_entropy(logits, labels)
+        size = images.shape[0]
+        self.log("val/ce", ce, sync_dist=True, batch_size=size)
+        self.log("val/shapley_loss", shapley, sync_dist=True, batch_size=size)
+        self.log(
+            "val/loss",
+            ce + self.hparams.shapley_weight * shapley,
+            sync_dist=True,
+            batch_size=size,
+        )
+        self.val_acc(logits, labels)
+        self.log("val/acc", self.val_acc, prog_bar=True)
+
+    def test_step(self, batch, batch_idx):
+        images, labels = batch
+        logits = self(images)
+        self.log("test/ce", F.cross_entropy(logits, labels), sync_dist=True)
+        self.test_acc(logits, labels)
+        self.log("test/acc", self.test_acc)
+        self.evaluate_explanations(images, batch_idx)
+
+    def predict_step(self, batch, batch_idx):
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.explain(images)
+
+    def evaluation_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Phi and the class it is scored for: the model's own prediction."""
+        phi = self.explain(images)
+        return phi, phi.sum(1).argmax(-1)
+
+    def reference_game(self, image: torch.Tensor) -> ImageGame:
+        """The model's own value function v(S) = sum of Phi(x_S) over kept patches, in logits."""
+        return ImageGame(self, image, "identity")
+
+    def dropped_patch_logits(self, images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        return self(images, keep)
+
+    def pixel_logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self(images)

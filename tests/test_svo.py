@@ -1,0 +1,178 @@
+"""SVO-ViT / SVO-ResNet: efficiency by construction, the Shapley loss, the masked branches, options."""
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from shapvision.models.masked_backbone import MaskedBackbone, pixel_mask
+from shapvision.models.patch_features import PatchFeatures
+from shapvision.models.svo_net import SVONet
+from shapvision.modules import SVOClassifier
+from shapvision.shapley.exact import exact_shapley
+
+TINY_VIT = {"patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
+
+
+def svo_vit(**overrides) -> SVOClassifier:
+    options = {
+        "backbone": "vit_tiny_patch16_224",
+        "backbone_kwargs": TINY_VIT,
+        "num_classes": 5,
+        "img_size": 32,
+        "num_masks": 4,
+        "paired": True,
+        **overrides,
+    }
+    return SVOClassifier(**options)
+
+
+class PatchLocalBackbone(MaskedBackbone):
+    """Each token is a function of its own patch's pixels only, so v(S) is additive over patches."""
+
+    def __init__(self, grid=(4, 4), patch=8, channels=3, dim=16):
+        super().__init__()
+        self.grid_size, self.patch_size, self.embed_dim = grid, patch, dim
+        self.embed = nn.Sequential(nn.Linear(channels * patch * patch, dim), nn.Tanh())
+
+    def forward_patches(self, images, keep=None):
+        keep = self.validate_inputs(images, keep)
+        patches = F.unfold(images, self.patch_size, stride=self.patch_size).transpose(1, 2)
+        tokens = self.embed(patches) * keep.unsqueeze(2).to(images.dtype)
+        return PatchFeatures(tokens=tokens, keep=keep)
+
+
+def additive_svo(**overrides) -> SVOClassifier:
+    """A 3 x 3 grid (24 px), so that exact values over 2^9 coalitions are quick."""
+    module = svo_vit(img_size=24, **overrides)
+    module.net.backbone = PatchLocalBackbone(grid=(3, 3))
+    module.net.head = type(module.net.head)(16, 5)
+    return module
+
+
+def test_efficiency_explain_sums_to_logits_full_and_masked():
+    torch.manual_seed(0)
+    module = svo_vit().eval()
+    images = torch.randn(6, 3, 32, 32)
+    keep = torch.rand(6, 16) < 0.5
+    keep[0] = False
+    with torch.no_grad():
+        phi = module.explain(images)
+        assert phi.shape == (6, 16, 5)
+        torch.testing.assert_close(phi.sum(1), module(images), atol=1e-5, rtol=1e-5)
+        masked_phi = module.net(images, keep)
+        assert (masked_phi[~keep] == 0).all()
+        torch.testing.assert_close(masked_phi.sum(1), module(images, keep))
+        assert (module(images[:1], keep[:1]) == 0).all(), "v(empty) must be 0 by construction"
+
+
+def test_masked_logits_match_one_forward_per_mask():
+    torch.manual_seed(1)
+    module = svo_vit().eval()
+    images = torch.randn(3, 3, 32, 32)
+    masks = torch.rand(3, 4, 16) < 0.5
+    with torch.no_grad():
+        batched = module.net.masked_logits(images, masks)
+        for b in range(3):
+            for m in range(4):
+                one = module(images[b : b + 1], masks[b, m : m + 1])[0]
+                torch.testing.assert_close(batched[b, m], one, atol=1e-5, rtol=1e-5)
+
+
+def test_lambda_zero_is_a_plain_classifier(monkeypatch):
+    torch.manual_seed(2)
+    module = svo_vit(shapley_weight=0.0)
+    module.log = lambda *args, **kwargs: None
+
+    def no_masked_forward(*args, **kwargs):
+        raise AssertionError("lambda = 0 must not run the masked branch")
+
+    monkeypatch.setattr(module.net, "masked_logits", no_masked_forward)
+    images, labels = torch.randn(8, 3, 32, 32), torch.randint(5, (8,))
+    loss = module.training_step((images, labels), 0)
+    grads = torch.autograd.grad(loss, list(module.net.parameters()), allow_unused=True)
+    expected = F.cross_entropy(module.net(images).sum(1), labels)
+    expected_grads = torch.autograd.grad(expected, list(module.net.parameters()), allow_unused=True)
+    torch.testing.assert_close(loss, expected)
+    for got, want in zip(grads, expected_grads, strict=True):
+        if want is None:
+            assert got is None
+        else:
+            torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("classes", ["sampled", "all"])
+def test_shapley_loss_is_zero_for_an_additive_model_and_not_for_a_vit(classes):
+    torch.manual_seed(3)
+    images = torch.randn(4, 3, 24, 24)
+    additive = additive_svo(shapley_classes=classes)
+    loss = additive.shapley_loss(images, additive.explain(images))
+    assert loss.item() < 1e-12
+    vit = svo_vit(img_size=24, shapley_classes=classes)
+    assert vit.shapley_loss(images, vit.explain(images)).item() > 1e-6
+
+
+def test_additive_model_explains_itself_exactly():
+    """The evaluation's reference game is the model's own value function: its exact values are Phi."""
+    torch.manual_seed(4)
+    module = additive_svo().eval()
+    image = torch.randn(3, 24, 24)
+    with torch.no_grad():
+        exact = exact_shapley(module.reference_game(image), 9)
+        phi = module.explain(image.unsqueeze(0))[0]
+    torch.testing.assert_close(exact.float(), phi, atol=1e-5, rtol=1e-4)
+
+
+def test_stop_gradient_splits_the_gradient_between_the_two_sides():
+    """d(a - b)^2 = 2(a - b)(da - db): the 'full' and 'masked' gradients sum to the 'none' gradient."""
+    images = torch.randn(4, 3, 32, 32)
+    grads = {}
+    for stop in ("none", "masked", "full"):
+        torch.manual_seed(5)
+        module = svo_vit(stop_gradient=stop, shapley_classes="all")
+        torch.manual_seed(6)
+        loss = module.shapley_loss(images, module.explain(images))
+        params = list(module.net.parameters())
+        grads[stop] = torch.cat(
+            [
+                (g if g is not None else torch.zeros_like(p)).flatten()
+                for g, p in zip(
+                    torch.autograd.grad(loss, params, allow_unused=True), params, strict=True
+                )
+            ]
+        )
+    torch.testing.assert_close(grads["masked"] + grads["full"], grads["none"], atol=1e-6, rtol=1e-4)
+    assert grads["masked"].norm() > 0 and grads["full"].norm() > 0
+
+
+def test_resnet_masked_branch_gathers_the_kept_cells():
+    torch.manual_seed(7)
+    net = SVONet("resnet18", num_classes=3, img_size=64).eval()
+    assert net.backbone.grid_size == (4, 4)
+    images = torch.randn(2, 3, 64, 64)
+    everything = torch.ones(2, 16, dtype=torch.bool)
+    keep = torch.rand(2, 16) < 0.5
+    with torch.no_grad():
+        full = net(images)
+        torch.testing.assert_close(net(images, everything), full)
+        masked = net(images, keep)
+        zeroed = images * pixel_mask(keep, (4, 4), 16).to(images.dtype)
+        unmasked_on_zeroed = net(zeroed)
+    torch.testing.assert_close(masked[keep], unmasked_on_zeroed[keep])
+    assert (masked[~keep] == 0).all()
+    assert not torch.allclose(masked[keep], full[keep]), "the removed pixels must be zeroed"
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"stop_gradient": "target"}, "stop_gradient must be one of"),
+        ({"shapley_classes": "top"}, "shapley_classes must be one of"),
+        ({"shapley_weight": -1.0}, "shapley_weight"),
+        ({"num_masks": 3, "paired": True}, "even with paired=true"),
+        ({"num_masks": 0, "paired": False}, "num_masks must be >= 1"),
+    ],
+)
+def test_bad_options_are_clear_errors(options, message):
+    with pytest.raises(ValueError, match=message):
+        svo_vit(**options)
