@@ -176,3 +176,22 @@ def test_resnet_masked_branch_gathers_the_kept_cells():
 def test_bad_options_are_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
         svo_vit(**options)
+
+
+def test_ddp_ranks_draw_independent_masks_after_seed_everything():
+    """seed_everything seeds every rank alike; on_fit_start offsets the seed by rank (not for one process)."""
+    from types import SimpleNamespace
+
+    module = svo_vit()
+
+    def masks_on(rank: int, world_size: int) -> torch.Tensor:
+        torch.manual_seed(0)
+        module._trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
+        module.on_fit_start()
+        return module.sampler.sample(4, batch_size=8)
+
+    single, rank0, rank1 = masks_on(0, 1), masks_on(0, 2), masks_on(1, 2)
+    torch.manual_seed(0)
+    assert torch.equal(single, module.sampler.sample(4, batch_size=8))
+    assert torch.equal(rank0, single)
+    assert not torch.equal(rank1, rank0)

@@ -7,6 +7,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
+RANK_SEED_STRIDE = 1_000_003
+
 
 class ShapleyModule(L.LightningModule):
     """Base class for the CLI's subclass mode; subclasses set ``num_patches`` / ``grid_size``.
@@ -39,6 +41,12 @@ class ShapleyModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+    def on_fit_start(self) -> None:
+        # seed_everything gives every DDP rank the same seed, so every rank would draw the same masks
+        # (and SVO classes) for its local batch; an offset per rank makes the ranks' draws independent.
+        if self.trainer.world_size > 1:
+            torch.manual_seed(torch.initial_seed() + RANK_SEED_STRIDE * self.global_rank)
 
     def check_finite(self, loss: torch.Tensor, name: str = "train/loss") -> torch.Tensor:
         if not torch.isfinite(loss):
