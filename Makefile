@@ -30,6 +30,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/shapley_core.py
 	$(BIN)/python benchmarks/masked_forward.py
+	$(BIN)/python benchmarks/svo_step.py
 
 SV := $(BIN)/shapvision
 DIGITS := --config experiments/digits/trainer.yaml
