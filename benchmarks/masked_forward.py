@@ -10,11 +10,11 @@ the same inputs and masks, alternating, and the median of ``--repeats`` timings 
 
 import argparse
 import functools
-import platform
 import statistics
 import time
 
 import torch
+from device import add_device_options, device_name, synchronize
 
 from shapvision.models import create_backbone
 from shapvision.shapley import ShapleyKernelSampler, UniformSizeSampler
@@ -23,12 +23,10 @@ from shapvision.shapley import ShapleyKernelSampler, UniformSizeSampler
 def timed(fn, repeats, device):
     timings = []
     for _ in range(repeats + 1):  # the first run warms up kernels and allocators
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         start = time.perf_counter()
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         timings.append(time.perf_counter() - start)
     return statistics.median(timings[1:])
 
@@ -56,17 +54,12 @@ def main():
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--masks", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    add_device_options(parser)
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     count = args.images * args.masks
     generator = torch.Generator().manual_seed(0)
-    name = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else (platform.processor() or platform.machine())
-    )
+    name = device_name(device)
     print(
         f"# masked_forward: {name}, {torch.get_num_threads()} threads, {args.dtype}, {args.images} images x {args.masks} masks, torch {torch.__version__}"
     )

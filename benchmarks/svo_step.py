@@ -11,12 +11,12 @@ reported. Target (issue 5): SVO-ViT <= 1.5x the plain step with the default 1 ma
 """
 
 import argparse
-import platform
 import statistics
 import time
 from contextlib import nullcontext
 
 import torch
+from device import add_device_options, device_name, synchronize
 
 from shapvision.modules import SVOClassifier
 
@@ -39,11 +39,6 @@ def training_step(module, optimizer, batch, device, dtype):
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-
-
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def benchmark_backbone(backbone, args, device, dtype):
@@ -87,15 +82,10 @@ def main():
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--num-classes", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    add_device_options(parser)
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    name = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else (platform.processor() or platform.machine())
-    )
+    name = device_name(device)
     print(
         f"# svo_step: {name}, {torch.get_num_threads()} threads, {args.dtype}, batch {args.batch} at "
         f"{args.img_size} px, {args.num_classes} classes, median of {args.repeats}, torch {torch.__version__}"

@@ -1,0 +1,23 @@
+"""What the benchmark scripts share: the device options, its name for the table header, and a sync."""
+
+import argparse
+import platform
+
+import torch
+
+
+def add_device_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so wall-clock timings cover it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
