@@ -20,8 +20,8 @@ def upsample(values: torch.Tensor, grid_size, size) -> torch.Tensor:
     return F.interpolate(grid, size=size, mode="nearest")[0, 0]
 
 
-def heatmap_grid_figure(examples, grid_size):
-    """One row per example: image, explainer heatmap, exact heatmap (shared symmetric colour scale per row)."""
+def heatmap_grid_figure(examples, grid_size, label: str = "explainer"):
+    """One row per example: image, the ``label`` heatmap, exact heatmap (shared symmetric colour scale per row)."""
     fig, axes = plt.subplots(len(examples), 3, figsize=(6.6, 2.2 * len(examples)), squeeze=False)
     for row, (image, estimate, exact, target) in enumerate(examples):
         size = image.shape[-2:]
@@ -29,7 +29,7 @@ def heatmap_grid_figure(examples, grid_size):
         axes[row, 0].imshow(_display(image))
         axes[row, 0].set_title(f"class {target}", fontsize=8)
         for col, (values, title) in enumerate(
-            ((estimate, "explainer"), (exact, "exact Shapley")), start=1
+            ((estimate, label), (exact, "exact Shapley")), start=1
         ):
             axes[row, col].imshow(_display(image), alpha=0.35)
             axes[row, col].imshow(

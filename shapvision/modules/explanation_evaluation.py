@@ -199,7 +199,9 @@ class ExplanationEvaluation:
                     )
         figures = {"curves": curves_figure(curves)}
         if self._examples:
-            figures["heatmaps"] = heatmap_grid_figure(self._examples, self.grid_size)
+            figures["heatmaps"] = heatmap_grid_figure(
+                self._examples, self.grid_size, self.explanation_name
+            )
         experiment = getattr(self.logger, "experiment", None)
         for name, figure in figures.items():
             figure.savefig(run_dir / f"{name}.png", dpi=120, bbox_inches="tight")
