@@ -2,6 +2,7 @@
 
 import json
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -47,6 +48,15 @@ class ShapleyModule(L.LightningModule):
         # (and SVO classes) for its local batch; an offset per rank makes the ranks' draws independent.
         if self.trainer.world_size > 1:
             torch.manual_seed(torch.initial_seed() + RANK_SEED_STRIDE * self.global_rank)
+
+    @contextmanager
+    def fixed_random_stream(self, batch_idx: int, device: torch.device):
+        """A seed fixed per validation batch and rank, so masks drawn inside are the same every epoch
+        (a comparable val loss) while training's random stream is left where it was."""
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(10_007 * batch_idx + self.global_rank)
+            yield
 
     def check_finite(self, loss: torch.Tensor, name: str = "train/loss") -> torch.Tensor:
         if not torch.isfinite(loss):

@@ -210,10 +210,7 @@ class Explainer(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule):
         self.evaluate_explanations(batch[0], batch_idx)
 
     def validation_step(self, batch, batch_idx):
-        # A fixed mask stream per batch keeps val/loss comparable across epochs.
-        devices = [batch[0].device] if batch[0].device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(10_007 * batch_idx + self.global_rank)
+        with self.fixed_random_stream(batch_idx, batch[0].device):
             loss = self.objective_loss(batch[0])
         self.log("val/loss", loss, sync_dist=True, prog_bar=True, batch_size=batch[0].shape[0])
 

@@ -75,7 +75,8 @@ class ExplanationEvaluation:
         local = batch_idx * self._loader_batch_size + torch.arange(batch_size, device=device)
         return self.global_rank + local * self.trainer.world_size
 
-    def evaluate_explanations(self, images: torch.Tensor, batch_idx: int) -> None:
+    def evaluate_explanations(self, images: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        """Score one test batch's explanations; returns them (Phi ``(B, N, K)``) for the caller's own metrics."""
         start = time.perf_counter()
         phi, target = self.evaluation_outputs(images)
         self.explain_seconds[0] += time.perf_counter() - start
@@ -87,6 +88,7 @@ class ExplanationEvaluation:
             self._faithfulness(images[scored], phi[scored], target[scored])
         for i in (index < self.hparams.exact_images).nonzero().flatten().tolist():
             self._shapley_accuracy(images[i], phi[i], target[i])
+        return phi
 
     def _target_scores(self, target):
         return lambda logits: (

@@ -124,10 +124,7 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
         images, labels = batch
         phi = self.net(images)
         logits = phi.sum(1)
-        # A fixed mask stream per batch keeps val/shapley_loss comparable across epochs.
-        devices = [images.device] if images.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(10_007 * batch_idx + self.global_rank)
+        with self.fixed_random_stream(batch_idx, images.device):
             shapley = self.shapley_loss(images, phi)
         ce = F.cross_entropy(logits, labels)
         size = images.shape[0]
@@ -144,11 +141,11 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
 
     def test_step(self, batch, batch_idx):
         images, labels = batch
-        logits = self(images)
+        # The explanation's votes sum to the logits: one forward serves accuracy and evaluation.
+        logits = self.evaluate_explanations(images, batch_idx).sum(1)
         self.log("test/ce", F.cross_entropy(logits, labels), sync_dist=True)
         self.test_acc(logits, labels)
         self.log("test/acc", self.test_acc)
-        self.evaluate_explanations(images, batch_idx)
 
     def predict_step(self, batch, batch_idx):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
