@@ -27,6 +27,17 @@ def additive_setup(batch=3, n=9, k=4, m=16, seed=0):
     return coefficients, constant, masks, values
 
 
+def pairwise_game(n: int, k: int, generator: torch.Generator):
+    """A random game with pairwise interactions, its exact Shapley values, v(N) and v(empty)."""
+    game = PairwiseInteractionGame(
+        torch.randn(n, k, dtype=torch.float64, generator=generator),
+        torch.randn(n, n, k, dtype=torch.float64, generator=generator),
+    )
+    full = game(torch.ones(1, n, dtype=torch.bool))[0]
+    empty = game(torch.zeros(1, n, dtype=torch.bool))[0]
+    return game, exact_shapley(game, n), full, empty
+
+
 def test_fastshap_loss_is_zero_at_true_values_of_an_additive_surrogate_and_positive_elsewhere():
     phi, v_empty, masks, values = additive_setup()
     assert fastshap_loss(phi, masks, values, v_empty).item() < 1e-20
@@ -37,17 +48,9 @@ def test_fastshap_loss_is_zero_at_true_values_of_an_additive_surrogate_and_posit
 def test_fastshap_gradient_points_to_shapley_values_after_normalization():
     n, k = 6, 2
     g = torch.Generator().manual_seed(1)
-    game = PairwiseInteractionGame(
-        torch.randn(n, k, dtype=torch.float64, generator=g),
-        torch.randn(n, n, k, dtype=torch.float64, generator=g),
-    )
-    truth = exact_shapley(game, n)
+    game, truth, full, empty = pairwise_game(n, k, g)
     masks = ShapleyKernelSampler(n, paired=True).sample(20000, generator=g)
     values = game(masks)
-    full, empty = (
-        game(torch.ones(1, n, dtype=torch.bool))[0],
-        game(torch.zeros(1, n, dtype=torch.bool))[0],
-    )
     raw = torch.zeros(1, n, k, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.Adam([raw], lr=0.05)
     for _ in range(300):
@@ -64,16 +67,8 @@ def test_fastshap_gradient_points_to_shapley_values_after_normalization():
 def test_simshap_target_over_many_masks_equals_exact_values():
     n, k = 8, 3
     g = torch.Generator().manual_seed(2)
-    game = PairwiseInteractionGame(
-        torch.randn(n, k, dtype=torch.float64, generator=g),
-        torch.randn(n, n, k, dtype=torch.float64, generator=g),
-    )
-    truth = exact_shapley(game, n)
+    game, truth, full, empty = pairwise_game(n, k, g)
     masks = ShapleyKernelSampler(n, paired=True).sample(200000, generator=g)
-    full, empty = (
-        game(torch.ones(1, n, dtype=torch.bool))[0],
-        game(torch.zeros(1, n, dtype=torch.bool))[0],
-    )
     # The loss is minimised by the target, and the target converges to the exact values.
     phi = truth.unsqueeze(0)
     loss_at_truth = simshap_loss(phi, masks.unsqueeze(0), game(masks).unsqueeze(0), full, empty)
