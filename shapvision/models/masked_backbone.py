@@ -58,3 +58,11 @@ def pixel_mask(keep: torch.Tensor, grid_size: tuple[int, int], patch_size: int) 
     """Patch mask ``(B, N)`` -> pixel mask ``(B, 1, H, W)`` in the mask's float-castable bool."""
     grid = keep.view(keep.shape[0], 1, *grid_size)
     return grid.repeat_interleave(patch_size, dim=2).repeat_interleave(patch_size, dim=3)
+
+
+def repeat_per_mask(images: torch.Tensor, num_masks: int) -> torch.Tensor:
+    """Images ``(B, C, H, W)`` -> ``(B * M, C, H, W)``, each image M times in a row, matching masks
+    ``(B, M, N)`` reshaped to ``(B * M, N)``."""
+    return (
+        images.unsqueeze(1).expand(-1, num_masks, *images.shape[1:]).reshape(-1, *images.shape[1:])
+    )

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from shapvision.models.factory import create_backbone
+from shapvision.models.masked_backbone import repeat_per_mask
 from shapvision.models.patch_voting_head import PatchVotingHead
 
 
@@ -35,6 +36,5 @@ class SVONet(nn.Module):
     def masked_logits(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """v(S) ``(B, M, K)`` for images ``(B, C, H, W)`` and masks ``(B, M, N)``: one batched masked forward."""
         batch, num_masks, num_patches = masks.shape
-        repeated = images.unsqueeze(1).expand(-1, num_masks, *images.shape[1:])
-        votes = self(repeated.reshape(-1, *images.shape[1:]), masks.reshape(-1, num_patches))
+        votes = self(repeat_per_mask(images, num_masks), masks.reshape(-1, num_patches))
         return votes.sum(1).view(batch, num_masks, -1)

@@ -2,6 +2,8 @@
 
 import torch
 
+from shapvision.models.masked_backbone import repeat_per_mask
+
 LINKS = {
     "softmax": lambda logits: logits.softmax(-1),
     "sigmoid": lambda logits: logits.sigmoid(),
@@ -20,9 +22,7 @@ def surrogate_values(
 ) -> torch.Tensor:
     """v(S) ``(B, M, K)`` for images ``(B, C, H, W)`` and masks ``(B, M, N)``, ``chunk`` evaluations at a time."""
     batch, num_masks, num_patches = masks.shape
-    flat_images = (
-        images.unsqueeze(1).expand(-1, num_masks, *images.shape[1:]).reshape(-1, *images.shape[1:])
-    )
+    flat_images = repeat_per_mask(images, num_masks)
     flat_masks = masks.reshape(-1, num_patches)
     outputs = [
         LINKS[link](surrogate(img, keep))
