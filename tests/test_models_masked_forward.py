@@ -14,12 +14,7 @@ from shapvision.models import (
     create_backbone,
     create_timm_model,
 )
-from shapvision.models.token_dropping import (
-    bucket_by_kept_count,
-    gather_tokens,
-    kept_indices,
-    scatter_tokens,
-)
+from shapvision.models.token_packing import TokenPacking, assign_rows, kept_indices
 from shapvision.shapley import ShapleyKernelSampler, UniformSizeSampler
 
 TINY_VIT = dict(depth=2, embed_dim=48, num_heads=3)
@@ -62,13 +57,37 @@ def assert_drop_equals_attention(backbone, images, keep):
         ("vit_small_patch16_224", dict(reg_tokens=2, no_embed_class=True)),
     ],
 )
-@pytest.mark.parametrize("max_buckets", [1, 3])
-def test_timm_vit_token_dropping_equals_attention_masking(name, kwargs, max_buckets):
+@pytest.mark.parametrize("masks", ["mixed", "complementary pairs"])
+def test_timm_vit_token_dropping_equals_attention_masking(name, kwargs, masks):
     torch.manual_seed(0)
-    backbone = create_backbone(name, img_size=64, max_buckets=max_buckets, **{**TINY_VIT, **kwargs})
+    backbone = create_backbone(name, img_size=64, **{**TINY_VIT, **kwargs})
     images = torch.randn(10, 3, 64, 64)
-    keep = mixed_masks(10, backbone.num_patches)
+    if masks == "mixed":
+        keep = mixed_masks(10, backbone.num_patches)
+    else:
+        keep = ShapleyKernelSampler(backbone.num_patches, paired=True).sample(10)
     assert_drop_equals_attention(backbone, images, keep)
+
+
+def test_token_dropping_gradients_equal_attention_masking():
+    """Training backpropagates through the packed rows: parameter and input gradients must match.
+
+    In float64, so that the two summation orders agree to far below any real discrepancy.
+    """
+    torch.manual_seed(0)
+    backbone = create_backbone("vit_tiny_patch16_224", img_size=64, **TINY_VIT).double().train()
+    images = torch.randn(10, 3, 64, 64, dtype=torch.float64)
+    keep = mixed_masks(10, backbone.num_patches, seed=3)
+    weights = torch.randn(10, backbone.num_patches, backbone.embed_dim, dtype=torch.float64)
+    gradients = {}
+    for masking in ("attention", "drop"):
+        backbone.zero_grad()
+        inputs = images.clone().requires_grad_()
+        features = backbone.forward_patches(inputs, keep, masking=masking)
+        ((features.tokens * weights).sum() + features.pooled.square().sum()).backward()
+        gradients[masking] = [inputs.grad] + [p.grad.clone() for p in backbone.parameters()]
+    for dropped, reference in zip(gradients["drop"], gradients["attention"], strict=True):
+        torch.testing.assert_close(dropped, reference, rtol=1e-9, atol=1e-10)
 
 
 def test_unmasked_forward_equals_timm_forward_features():
@@ -253,16 +272,37 @@ def test_bad_inputs_are_clear_errors():
         create_backbone("vit_tiny_patch16_224", img_size=32, masking="zero", **TINY_VIT)
 
 
-def test_token_dropping_helpers_round_trip_and_bucket_sorted():
-    keep = torch.tensor([[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
-    tokens = torch.arange(12, dtype=torch.float32).view(3, 4, 1) + 1
+def test_assign_rows_tops_up_the_longest_sample_with_the_shortest():
+    row_of, offset_of, rows, width = assign_rows([3, 0, 5, 2, 4], capacity=7)
+    assert (rows, width) == (2, 7)
+    assert row_of == [1, -1, 0, 0, 1]  # [5, 2] and [4, 3]; the empty sample gets no row
+    assert offset_of == [4, 0, 0, 5, 0]
+    with pytest.raises(ValueError, match="does not fit a row of 7"):
+        assign_rows([8], capacity=7)
+
+
+def test_token_packing_round_trip_and_block_diagonal_attention():
+    keep = torch.tensor([[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1], [0, 1, 0, 1]], dtype=torch.bool)
+    tokens = torch.arange(20, dtype=torch.float32).view(4, 5, 1) + 1  # 1 prefix token + 4 patches
     index, valid = kept_indices(keep)
-    assert index.shape == (3, 4) and valid.sum(1).tolist() == [2, 0, 4]
-    assert index[0, :2].tolist() == [0, 2]  # grid order preserved
-    back = scatter_tokens(gather_tokens(tokens, index), index, valid, 4)
-    torch.testing.assert_close(back, tokens * keep.unsqueeze(2))
-    buckets = bucket_by_kept_count(keep, 2)
-    assert [b.tolist() for b in buckets] == [[1, 0], [2]]
+    assert index[0, :2].tolist() == [0, 2] and valid.sum(1).tolist() == [2, 0, 4, 2]
+    packing = TokenPacking.from_keep(keep, num_prefix=1)
+    # Lengths 3, 1, 5, 3 into rows of 4 + 2: [5, 1] and [3, 3].
+    assert (packing.rows, packing.length) == (2, 6)
+    expected = tokens * torch.cat([torch.ones(4, 1, dtype=torch.bool), keep], 1).unsqueeze(2)
+    torch.testing.assert_close(packing.unpack(packing.pack(tokens)), expected)
+    assert packing.pack(tokens)[0, :, 0].tolist() == [11, 12, 13, 14, 15, 6]
+    assert packing.patch[0].tolist() == [-1, 0, 1, 2, 3, -1]
+    mask = packing.attention_mask()
+    assert mask[0, :5, :5].all() and not mask[0, :5, 5].any() and mask[0, 5, 5]
+    assert mask[1, :3, :3].all() and mask[1, 3:, 3:].all() and not mask[1, :3, 3:].any()
+
+
+def test_complementary_masks_pack_two_samples_per_full_row():
+    keep = ShapleyKernelSampler(196, paired=True).sample(32)
+    packing = TokenPacking.from_keep(keep, num_prefix=1)
+    assert (packing.rows, packing.length) == (16, 198)
+    assert packing.segment.ge(0).all()  # no padding at all
 
 
 def test_heads_shapes_and_voting_efficiency():
@@ -276,3 +316,6 @@ def test_heads_shapes_and_voting_efficiency():
     phi = voting(tokens, keep)
     assert torch.all(phi[~keep] == 0)
     torch.testing.assert_close(phi.sum(1), (voting(tokens) * keep.unsqueeze(2)).sum(1))
+    torch.testing.assert_close(voting.summed_votes(tokens, keep), phi.sum(1))
+    nothing = torch.zeros_like(keep)
+    assert torch.all(voting.summed_votes(tokens, nothing) == 0)  # v(empty) = 0 exactly

@@ -67,6 +67,26 @@ def test_paired_masks_are_complements_in_order():
         sampler.sample(5)
 
 
+def test_balanced_sizes_complement_across_the_batch_and_keep_the_kernel_marginal():
+    n, batch = 16, 7
+    sampler = ShapleyKernelSampler(n, balanced_sizes=True)
+    masks = sampler.sample(3, batch_size=batch, generator=torch.Generator().manual_seed(0))
+    sizes = masks.sum(-1)  # (batch, masks)
+    # Per mask slot, three image pairs sum to N each; the odd image out is free.
+    for slot in range(3):
+        leftover = sizes[:, slot].sum() - 3 * n
+        assert 1 <= leftover <= n - 1
+    many = sampler.sample(1, batch_size=20000, generator=torch.Generator().manual_seed(1))
+    counts = many.sum(-1).view(-1)
+    observed = torch.bincount(counts, minlength=n + 1)[1:-1].double()
+    expected = shapley_kernel_size_probabilities(n)[1:-1] * counts.numel()
+    assert stats.chisquare(observed.numpy(), expected.numpy()).pvalue > 0.001
+    # Subsets are still uniform within a size: each patch is kept with probability 1/2.
+    assert (many.float().mean((0, 1)) - 0.5).abs().max() < 0.02
+    # Whole batches keep exactly half of the patches (even batch).
+    assert many.sum() == 10000 * n
+
+
 def test_fixed_seed_fixes_masks():
     sampler = ShapleyKernelSampler(20, paired=True)
     a = sampler.sample(32, generator=torch.Generator().manual_seed(7))

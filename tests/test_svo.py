@@ -101,6 +101,27 @@ def test_lambda_zero_is_a_plain_classifier(monkeypatch):
             torch.testing.assert_close(got, want)
 
 
+@pytest.mark.parametrize("balance", [True, False])
+def test_one_unpaired_mask_per_image_runs_half_the_patches_when_balanced(monkeypatch, balance):
+    """The default training draw: the masked branch's kept patches total N/2 per image, every step."""
+    torch.manual_seed(3)
+    module = svo_vit(num_masks=1, paired=False, balance_mask_sizes=balance)
+    module.log = lambda *args, **kwargs: None
+    kept = []
+    masked_logits = module.net.masked_logits
+
+    def recording_masked_logits(images, masks):
+        kept.append(int(masks.sum()))
+        return masked_logits(images, masks)
+
+    monkeypatch.setattr(module.net, "masked_logits", recording_masked_logits)
+    images, labels = torch.randn(8, 3, 32, 32), torch.randint(5, (8,))
+    for _ in range(4):
+        module.training_step((images, labels), 0)
+    half = 8 * module.num_patches // 2
+    assert (kept == [half] * 4) == balance
+
+
 @pytest.mark.parametrize("classes", ["sampled", "all"])
 def test_shapley_loss_is_zero_for_an_additive_model_and_not_for_a_vit(classes):
     torch.manual_seed(3)

@@ -31,14 +31,12 @@ def create_open_clip_model(
     return open_clip.create_model(name, pretrained=weights, **kwargs)
 
 
-def open_clip_vision_backbone(
-    visual: nn.Module, masking: str = "drop", max_buckets: int = 8
-) -> MaskedBackbone:
+def open_clip_vision_backbone(visual: nn.Module, masking: str = "drop") -> MaskedBackbone:
     """The masked backbone over an open_clip vision tower (timm trunk or open_clip transformer)."""
     trunk = getattr(visual, "trunk", None)
     if trunk is not None:
-        return TimmTransformerBackbone(trunk, masking=masking, max_buckets=max_buckets)
-    return OpenCLIPViTBackbone(visual, masking=masking, max_buckets=max_buckets)
+        return TimmTransformerBackbone(trunk, masking=masking)
+    return OpenCLIPViTBackbone(visual, masking=masking)
 
 
 def create_backbone(
@@ -46,15 +44,14 @@ def create_backbone(
     pretrained: bool | str | None = False,
     img_size: int = 224,
     masking: str = "drop",
-    max_buckets: int = 8,
     **timm_kwargs,
 ) -> MaskedBackbone:
     """Build a masked backbone by name; ``pretrained`` is False or a local weights file (never a hub)."""
     if name.startswith(OPEN_CLIP_PREFIX):
         clip = create_open_clip_model(name[len(OPEN_CLIP_PREFIX) :], pretrained, img_size)
-        return open_clip_vision_backbone(clip.visual, masking=masking, max_buckets=max_buckets)
+        return open_clip_vision_backbone(clip.visual, masking=masking)
     if name.startswith("resnet"):
         model = create_timm_model(name, pretrained, num_classes=0, **timm_kwargs)
         return TimmResNetBackbone(model, img_size=img_size)
     model = create_timm_model(name, pretrained, num_classes=0, img_size=img_size, **timm_kwargs)
-    return TimmTransformerBackbone(model, masking=masking, max_buckets=max_buckets)
+    return TimmTransformerBackbone(model, masking=masking)

@@ -2,7 +2,7 @@
 
 Same two formulations as :mod:`shapvision.models.timm_transformer`. open_clip's blocks use
 ``nn.MultiheadAttention``, where a bool mask means True = *blocked*, so masks are passed as additive
-float masks ``(B * heads, T, T)``.
+float masks ``(B * heads, T, T)``. The tower has one prefix token (CLS).
 """
 
 import torch
@@ -11,18 +11,13 @@ import torch.nn as nn
 from shapvision.models.masked_backbone import MaskedBackbone
 from shapvision.models.patch_features import PatchFeatures
 from shapvision.models.timm_transformer import MASKING_MODES
-from shapvision.models.token_dropping import (
-    bucket_by_kept_count,
-    gather_tokens,
-    kept_indices,
-    scatter_tokens,
-)
+from shapvision.models.token_packing import TokenPacking
 
 
 class OpenCLIPViTBackbone(MaskedBackbone):
     """Masked forward over ``open_clip.transformer.VisionTransformer``; pooled = CLS after ``ln_post``."""
 
-    def __init__(self, visual: nn.Module, masking: str = "drop", max_buckets: int = 8):
+    def __init__(self, visual: nn.Module, masking: str = "drop"):
         super().__init__()
         if masking not in MASKING_MODES:
             raise ValueError(f"masking must be one of {MASKING_MODES}, got {masking!r}")
@@ -36,7 +31,6 @@ class OpenCLIPViTBackbone(MaskedBackbone):
             )
         self.visual = visual
         self.masking = masking
-        self.max_buckets = max_buckets
         self.grid_size = tuple(visual.grid_size)
         self.patch_size = (
             visual.patch_size[0] if isinstance(visual.patch_size, tuple) else visual.patch_size
@@ -50,12 +44,14 @@ class OpenCLIPViTBackbone(MaskedBackbone):
         masking = masking or self.masking
         x = self._embed(images)
         if not explicit_keep:
-            cls, tokens = self._run(x, None)
+            out = self._run(x, None)
         elif masking == "attention":
             visible = torch.cat([keep.new_ones(keep.shape[0], 1), keep], dim=1)
-            cls, tokens = self._run(x, visible)
+            out = self._run(x, visible[:, None, :].expand(-1, x.shape[1], -1))
         else:
-            cls, tokens = self._run_with_token_dropping(x, keep)
+            packing = TokenPacking.from_keep(keep, num_prefix=1)
+            out = packing.unpack(self._run(packing.pack(x), packing.attention_mask()))
+        cls, tokens = out[:, 0], out[:, 1:]
         tokens = tokens * keep.unsqueeze(2).to(tokens.dtype)
         return PatchFeatures(tokens=tokens, keep=keep, prefix=cls.unsqueeze(1), pooled=cls)
 
@@ -67,28 +63,11 @@ class OpenCLIPViTBackbone(MaskedBackbone):
         return v.ln_pre(x)
 
     def _run(self, x, visible):
+        """The transformer and ``ln_post`` under a bool ``(B, T, T)`` mask, True = may attend."""
         attn_mask = None
         if visible is not None and not bool(visible.all()):
             blocked = torch.zeros(visible.shape, dtype=x.dtype, device=x.device).masked_fill(
                 ~visible, float("-inf")
             )
-            seq = x.shape[1]
-            attn_mask = (
-                blocked[:, None, None, :].expand(-1, self.num_heads, seq, -1).reshape(-1, seq, seq)
-            )
-        x = self.visual.ln_post(self.visual.transformer(x, attn_mask=attn_mask))
-        return x[:, 0], x[:, 1:]
-
-    def _run_with_token_dropping(self, x, keep):
-        batch, num_patches = keep.shape
-        cls_out = x.new_zeros(batch, x.shape[2])
-        tokens_out = x.new_zeros(batch, num_patches, x.shape[2])
-        for samples in bucket_by_kept_count(keep, self.max_buckets):
-            index, valid = kept_indices(keep[samples])
-            sub = x[samples]
-            kept = torch.cat([sub[:, :1], gather_tokens(sub[:, 1:], index)], dim=1)
-            visible = torch.cat([valid.new_ones(valid.shape[0], 1), valid], dim=1)
-            cls, kept_tokens = self._run(kept, visible)
-            cls_out[samples] = cls
-            tokens_out[samples] = scatter_tokens(kept_tokens, index, valid, num_patches)
-        return cls_out, tokens_out
+            attn_mask = blocked.repeat_interleave(self.num_heads, dim=0)
+        return self.visual.ln_post(self.visual.transformer(x, attn_mask=attn_mask))

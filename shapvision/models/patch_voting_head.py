@@ -6,6 +6,7 @@ Because the logits are the sum of per-patch values, the model's outputs are effi
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 class PatchVotingHead(nn.Module):
@@ -20,3 +21,14 @@ class PatchVotingHead(nn.Module):
         if keep is not None:
             phi = phi * keep.unsqueeze(2).to(phi.dtype)
         return phi
+
+    def summed_votes(self, tokens: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The sum of the kept patches' votes ``(B, K)``, equal to ``forward(tokens, keep).sum(1)``.
+
+        A vote is affine in the normed token, so the sum is W (sum of kept normed tokens) + |S| b:
+        one projection per sample instead of one per patch, which matters for 1,000 classes.
+        """
+        kept = keep.unsqueeze(2).to(tokens.dtype)
+        normed_sum = (self.norm(tokens) * kept).sum(1)
+        counts = kept.sum(1)
+        return F.linear(normed_sum, self.proj.weight) + counts * self.proj.bias

@@ -33,8 +33,13 @@ class SVONet(nn.Module):
         features = self.backbone.forward_patches(images, keep)
         return self.head(features.tokens, features.keep)
 
+    def logits(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward(images, keep).sum(1)`` ``(B, K)``, without computing every vote."""
+        features = self.backbone.forward_patches(images, keep)
+        return self.head.summed_votes(features.tokens, features.keep)
+
     def masked_logits(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """v(S) ``(B, M, K)`` for images ``(B, C, H, W)`` and masks ``(B, M, N)``: one batched masked forward."""
         batch, num_masks, num_patches = masks.shape
-        votes = self(repeat_per_mask(images, num_masks), masks.reshape(-1, num_patches))
-        return votes.sum(1).view(batch, num_masks, -1)
+        values = self.logits(repeat_per_mask(images, num_masks), masks.reshape(-1, num_patches))
+        return values.view(batch, num_masks, -1)

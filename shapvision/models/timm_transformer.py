@@ -2,7 +2,8 @@
 
 Two formulations of "patch i is absent", identical in exact arithmetic:
 - ``masking="drop"`` (default): after position embedding, only the prefix tokens and the kept patch
-  tokens enter the blocks (MAE-style gather; Eva's rotary embedding is gathered with them).
+  tokens enter the blocks (MAE-style gather, samples packed into shared rows with block-diagonal
+  attention, see :mod:`token_packing`; Eva's rotary embedding is gathered with them).
 - ``masking="attention"`` (the ViT-Shapley reference): all tokens run, removed patches are blocked
   as attention keys in every layer; their own outputs are discarded.
 Every other op in a block is per-token, so the prefix and kept outputs agree; dropping does work
@@ -15,13 +16,7 @@ from timm.models.eva import Eva
 
 from shapvision.models.masked_backbone import MaskedBackbone
 from shapvision.models.patch_features import PatchFeatures
-from shapvision.models.token_dropping import (
-    bucket_by_kept_count,
-    gather_tokens,
-    kept_indices,
-    key_mask,
-    scatter_tokens,
-)
+from shapvision.models.token_packing import TokenPacking
 
 MASKING_MODES = ("drop", "attention")
 
@@ -33,7 +28,7 @@ def _to_2tuple(value) -> tuple[int, int]:
 class TimmTransformerBackbone(MaskedBackbone):
     """Masked forward over a timm ``VisionTransformer`` or ``Eva`` instance."""
 
-    def __init__(self, model: nn.Module, masking: str = "drop", max_buckets: int = 8):
+    def __init__(self, model: nn.Module, masking: str = "drop"):
         super().__init__()
         if masking not in MASKING_MODES:
             raise ValueError(f"masking must be one of {MASKING_MODES}, got {masking!r}")
@@ -54,7 +49,6 @@ class TimmTransformerBackbone(MaskedBackbone):
             )
         self.model = model
         self.masking = masking
-        self.max_buckets = max_buckets
         self.is_eva = isinstance(model, Eva)
         if self.is_eva and getattr(model, "rope_mixed", False):
             raise ValueError(
@@ -73,7 +67,7 @@ class TimmTransformerBackbone(MaskedBackbone):
             raise ValueError(f"masking must be one of {MASKING_MODES}, got {masking!r}")
         x, rope = self._embed(images)
         if not explicit_keep:
-            prefix, tokens = self._run_blocks(x, rope, None)
+            prefix, tokens = self._split(self._run_blocks(x, rope, None))
         elif masking == "attention":
             prefix, tokens = self._run_with_attention_mask(x, rope, keep)
         else:
@@ -95,35 +89,37 @@ class TimmTransformerBackbone(MaskedBackbone):
                 if self.is_eva
                 else block(x, attn_mask=attn_mask)
             )
-        x = self.model.norm(x)
+        return self.model.norm(x)
+
+    def _split(self, x):
         return x[:, : self.num_prefix_tokens], x[:, self.num_prefix_tokens :]
 
     def _run_with_attention_mask(self, x, rope, keep):
         prefix_keep = keep.new_ones(keep.shape[0], self.num_prefix_tokens)
         attn_mask = torch.cat([prefix_keep, keep], dim=1)[:, None, None, :]
-        return self._run_blocks(x, rope, attn_mask)
+        return self._split(self._run_blocks(x, rope, attn_mask))
 
     def _run_with_token_dropping(self, x, rope, keep):
-        batch, num_patches = keep.shape
-        prefix_out = x.new_zeros(batch, self.num_prefix_tokens, x.shape[2])
-        tokens_out = x.new_zeros(batch, num_patches, x.shape[2])
-        npt = self.num_prefix_tokens
-        for samples in bucket_by_kept_count(keep, self.max_buckets):
-            index, valid = kept_indices(keep[samples])
-            if index.shape[1] == 0 and npt == 0:
-                continue  # nothing to run: no prefix token and no kept patch leaves all-zero features
-            sub = x[samples]
-            kept = torch.cat([sub[:, :npt], gather_tokens(sub[:, npt:], index)], dim=1)
-            sub_rope = None
-            if rope is not None:
-                # Eva's rotary embedding covers patch tokens only: keep each kept token's own rotation.
-                sub_rope = gather_tokens(
-                    rope.expand(len(samples), *rope.shape[-2:]), index
-                ).unsqueeze(1)
-            prefix, kept_tokens = self._run_blocks(kept, sub_rope, key_mask(valid, npt))
-            prefix_out[samples] = prefix
-            tokens_out[samples] = scatter_tokens(kept_tokens, index, valid, num_patches)
-        return prefix_out, tokens_out
+        packing = TokenPacking.from_keep(keep, self.num_prefix_tokens)
+        if packing.rows == 0:  # no prefix tokens and no kept patch anywhere: all features are zero
+            return self._split(torch.zeros_like(x))
+        packed_rope = None if rope is None else self._packed_rope(rope, packing)
+        packed = self._run_blocks(
+            packing.pack(x), packed_rope, packing.attention_mask().unsqueeze(1)
+        )
+        return self._split(packing.unpack(packed))
+
+    def _packed_rope(self, rope, packing):
+        """Eva's rotary embedding per packed position, for all but each row's leading prefix tokens.
+
+        Eva leaves a row's first ``num_prefix_tokens`` unrotated and rotates all later ones; a packed
+        row's later samples have prefix tokens too, which get the identity rotation (sin 0, cos 1).
+        """
+        table = rope.reshape(-1, rope.shape[-1])
+        sin, cos = table[:1].chunk(2, dim=-1)
+        identity = torch.cat([torch.zeros_like(sin), torch.ones_like(cos)], dim=-1)
+        per_position = torch.cat([identity, table])[packing.patch + 1]
+        return per_position[:, self.num_prefix_tokens :].unsqueeze(1)
 
     def _pool(self, prefix, tokens, keep):
         if self.model.global_pool == "token" and self.num_prefix_tokens:

@@ -4,7 +4,9 @@ The :class:`SVONet` votes Phi ``(B, N, K)``; logits = Phi.sum(1), so ``explain(x
 logit vector exactly. Training loss = CE(logits, y) + ``shapley_weight`` * Shapley loss (Eq. 14), where
 the Shapley loss (Eq. 13) compares the model's own value function on masked copies of the input,
 v(S) = sum of Phi(x_S) over kept patches, with the additive prediction 1_S^T Phi(x):
-- masks from the Shapley kernel, ``num_masks`` per image (``paired``: each followed by its complement);
+- masks from the Shapley kernel, ``num_masks`` per image (``paired``: each followed by its complement;
+  ``balance_mask_sizes``: images paired with complementary mask sizes, so the masked branch's cost
+  is fixed at half the patches instead of varying with the draw, see ShapleyKernelSampler);
 - ``shapley_classes``: ``sampled`` = one class y uniform per mask (Eq. 13), ``all`` = every class;
 - ``stop_gradient``: which side is a constant target. ``none`` (default) trains through both, as the
   paper optimizes theta through both; ``masked`` detaches v(S); ``full`` detaches Phi(x).
@@ -47,6 +49,7 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
         shapley_weight: float = 1.0,
         num_masks: int = 1,
         paired: bool = False,
+        balance_mask_sizes: bool = True,
         shapley_classes: str = "sampled",
         stop_gradient: str = "none",
         lr: float = 1e-5,
@@ -79,13 +82,15 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
         self.grid_size = self.net.backbone.grid_size
         self.patch_size = self.net.backbone.patch_size
         self.num_patches = self.net.backbone.num_patches
-        self.sampler = ShapleyKernelSampler(self.num_patches, paired=paired)
+        self.sampler = ShapleyKernelSampler(
+            self.num_patches, paired=paired, balanced_sizes=balance_mask_sizes
+        )
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.setup_evaluation()
 
     def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(images, keep).sum(1)
+        return self.net.logits(images, keep)
 
     def explain(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)

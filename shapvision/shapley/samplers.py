@@ -61,11 +61,20 @@ class ShapleyKernelSampler:
     With ``paired=True`` every sampled mask is followed by its complement (the complement's size
     N - k has the same kernel probability), which is what KernelSHAP and FastSHAP-style training use
     to cut variance; ``num_masks`` must then be even.
+
+    With ``balanced_sizes=True`` and a ``batch_size``, the images of the batch are paired at random
+    and the second image of each pair gets, mask for mask, the complementary size N - k of the
+    first's (its subset is drawn independently). Every mask keeps the kernel distribution, since
+    p(k) = p(N - k), so expectations over masks are unchanged; but the kept patches of a batch
+    total exactly half of all patches (odd batches: but for one image), which is what a masked
+    forward that drops removed tokens pays for, instead of a total that varies widely between draws.
+    Paired masks already keep exactly half, so ``balanced_sizes`` changes nothing with ``paired``.
     """
 
-    def __init__(self, num_players: int, paired: bool = False):
+    def __init__(self, num_players: int, paired: bool = False, balanced_sizes: bool = False):
         self.num_players = num_players
         self.paired = paired
+        self.balanced_sizes = balanced_sizes
         self.size_probabilities = shapley_kernel_size_probabilities(
             num_players, dtype=torch.float32
         )
@@ -89,11 +98,23 @@ class ShapleyKernelSampler:
         probs = self.size_probabilities.to(device)
         sizes = torch.multinomial(
             probs, int(torch.Size(shape).numel()), replacement=True, generator=generator
-        )
-        masks = subsets_of_size(sizes.view(shape), self.num_players, generator)
+        ).view(shape)
+        if self.balanced_sizes and not self.paired and batch_size is not None:
+            sizes = self._complement_across_batch(sizes, generator)
+        masks = subsets_of_size(sizes, self.num_players, generator)
         if self.paired:
             masks = torch.stack([masks, ~masks], dim=-2).flatten(-3, -2)
         return masks
+
+    def _complement_across_batch(
+        self, sizes: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        order = torch.randperm(sizes.shape[0], generator=generator, device=sizes.device)
+        half = sizes.shape[0] // 2
+        first, second = order[:half], order[half : 2 * half]
+        sizes = sizes.clone()
+        sizes[second] = self.num_players - sizes[first]
+        return sizes
 
 
 class UniformSizeSampler:
