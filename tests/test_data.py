@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from shapvision.data import DigitsDataModule, ImageFolderDataModule
+from shapvision.data.batch import IndexedSplit, collate_samples
 
 
 def test_digits_split_is_fixed_stratified_and_standardised():
@@ -46,7 +47,7 @@ def test_image_folder_reads_layout_and_counts_corrupt_images(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for batch in data.train_dataloader():
-            images, labels = batch
+            images, labels = batch["image"], batch["label"]
             assert images.shape[1:] == (3, 16, 16)
             seen += labels.numel()
     assert (
@@ -78,3 +79,40 @@ def test_image_folder_test_split_from_val_is_a_fixed_half(tmp_path):
     data.setup()
     assert len(data.val_set) == 5 and len(data.test_set) == 5
     assert not set(data.val_set.indices) & set(data.test_set.indices)
+
+
+def test_a_batch_that_loses_images_keeps_every_other_index(tmp_path):
+    root = make_folder(tmp_path, per_class=3)
+    (root / "val" / "cat" / "1.png").write_bytes(b"corrupt")
+    data = ImageFolderDataModule(str(root), img_size=16, batch_size=4, num_workers=0)
+    data.setup()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batches = list(data.val_dataloader())
+    # val/: cat/0,1,2 then dog/0,1,2; cat/1.png (position 1) is unreadable
+    assert torch.cat([b["index"] for b in batches]).tolist() == [0, 2, 3, 4, 5]
+    labels = torch.cat([b["label"] for b in batches]).tolist()
+    assert labels == [0, 0, 1, 1, 1] and data.num_skipped == 1
+    expected = data.val_set[4][0]
+    position = torch.cat([b["index"] for b in batches]).tolist().index(4)
+    torch.testing.assert_close(torch.cat([b["image"] for b in batches])[position], expected)
+
+
+def test_an_all_dropped_batch_is_none_and_every_step_accepts_it():
+    from shapvision.modules import Classifier, SVOClassifier
+
+    class Unreadable(torch.utils.data.Dataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, index):
+            return None
+
+    split = IndexedSplit(Unreadable())
+    assert collate_samples([split[i] for i in range(3)]) is None
+    tiny = {"patch_size": 8, "embed_dim": 16, "depth": 1, "num_heads": 2}
+    for cls in (Classifier, SVOClassifier):
+        module = cls(backbone="vit_tiny_patch16_224", backbone_kwargs=tiny, num_classes=10, img_size=32)
+        assert module.training_step(None, 0) is None
+        assert module.validation_step(None, 0) is None
+        assert module.predict_step(None, 0) is None

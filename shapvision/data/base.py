@@ -1,13 +1,17 @@
 """The LightningDataModule every dataset of the suite builds on.
 
 Subclasses set ``train_set`` / ``val_set`` / ``test_set`` (map-style datasets yielding
-``(image, label)``) in ``setup`` and report ``num_classes`` and ``img_size``, which the CLI links into
-the model. Map-style datasets get Lightning's DistributedSampler under DDP, so every rank sees a
-disjoint shard of the same size.
+``(image, label)``, a dict, or None for an unreadable image) in ``setup`` and report ``num_classes``
+and ``img_size``, which the CLI links into the model. Loaders serve dict batches (``shapvision.data.batch``):
+``image``, ``label``, ``index`` = position in the split, optional ``mask``; None when every image of a
+batch was unreadable. Map-style datasets get Lightning's DistributedSampler under DDP, so every rank
+sees a disjoint shard of the same size.
 """
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
+
+from shapvision.data.batch import IndexedSplit, collate_samples
 
 
 class ShapleyDataModule(L.LightningDataModule):
@@ -38,9 +42,6 @@ class ShapleyDataModule(L.LightningDataModule):
     def class_names(self) -> list[str]:
         return [str(i) for i in range(self.num_classes)]
 
-    def collate_fn(self):
-        return None
-
     def _loader(
         self, dataset, shuffle: bool, batch_size: int, drop_last: bool = False
     ) -> DataLoader:
@@ -49,13 +50,13 @@ class ShapleyDataModule(L.LightningDataModule):
                 f"{type(self).__name__} has no dataset for this stage; was setup() called?"
             )
         return DataLoader(
-            dataset,
+            IndexedSplit(dataset),
             batch_size=batch_size,
             shuffle=shuffle,
             drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            collate_fn=self.collate_fn(),
+            collate_fn=collate_samples,
         )
 
     def train_dataloader(self):

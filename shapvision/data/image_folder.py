@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch.utils.data import Subset, default_collate
+from torch.utils.data import Subset
 from torchvision import datasets, transforms
 
 from shapvision.data.base import ShapleyDataModule
@@ -51,7 +51,7 @@ class SkippingImageFolder(datasets.ImageFolder):
 
 
 class ImageFiles(torch.utils.data.Dataset):
-    """A flat folder of images for ``predict``: yields ``(image, index)``; ``paths`` names each index."""
+    """A flat folder of images for ``predict``: yields ``{"image"}`` (no label); ``paths`` names each index."""
 
     EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -68,17 +68,10 @@ class ImageFiles(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         try:
-            return self.transform(datasets.folder.default_loader(str(self.paths[index]))), index
+            return {"image": self.transform(datasets.folder.default_loader(str(self.paths[index])))}
         except UNREADABLE as err:
             count_skipped(self.skipped_counter, self.paths[index], err)
             return None
-
-
-def collate_skipping_none(batch):
-    kept = [item for item in batch if item is not None]
-    if not kept:
-        return None
-    return default_collate(kept)
 
 
 def class_folders(split_dir: Path) -> list[str]:
@@ -165,9 +158,6 @@ class ImageFolderDataModule(ShapleyDataModule):
     @property
     def num_skipped(self) -> int:
         return self.skipped.value
-
-    def collate_fn(self):
-        return collate_skipping_none
 
     def _transform(self, train: bool):
         normalize = [transforms.ToTensor(), transforms.Normalize(self.mean, self.std)]

@@ -26,7 +26,7 @@ class ShapleyPredictionWriter(BasePredictionWriter):
         if batch is None:
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        images, ids = batch
+        images, ids = batch["image"], batch["index"]
         paths = getattr(trainer.predict_dataloaders.dataset, "paths", None)
         for image, index, values in zip(images, ids.tolist(), prediction, strict=True):
             stem = Path(paths[index]).stem if paths is not None else f"{index:06d}"

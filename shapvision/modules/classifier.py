@@ -36,13 +36,15 @@ class Classifier(TaggedCheckpointMixin, ShapleyModule):
     def training_step(self, batch, batch_idx):
         if batch is None:
             return None
-        images, labels = batch
+        images, labels = batch["image"], batch["label"]
         loss = self.check_finite(F.cross_entropy(self(images), labels))
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def _evaluate(self, batch, stage: str, accuracy):
-        images, labels = batch
+        if batch is None:
+            return
+        images, labels = batch["image"], batch["label"]
         logits = self(images)
         self.log(
             f"{stage}/loss",
@@ -60,4 +62,4 @@ class Classifier(TaggedCheckpointMixin, ShapleyModule):
         self._evaluate(batch, "test", self.test_acc)
 
     def predict_step(self, batch, batch_idx):
-        return self(batch[0]).softmax(-1)
+        return None if batch is None else self(batch["image"]).softmax(-1)

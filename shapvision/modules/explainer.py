@@ -202,18 +202,21 @@ class Explainer(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule):
     def training_step(self, batch, batch_idx):
         if batch is None:
             return None
-        loss = self.check_finite(self.objective_loss(batch[0]))
+        loss = self.check_finite(self.objective_loss(batch["image"]))
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def test_step(self, batch, batch_idx):
-        self.evaluate_explanations(batch[0], batch_idx)
+        if batch is not None:
+            self.evaluate_explanations(batch["image"], batch["index"])
 
     def validation_step(self, batch, batch_idx):
-        with self.fixed_random_stream(batch_idx, batch[0].device):
-            loss = self.objective_loss(batch[0])
-        self.log("val/loss", loss, sync_dist=True, prog_bar=True, batch_size=batch[0].shape[0])
+        if batch is None:
+            return
+        images = batch["image"]
+        with self.fixed_random_stream(batch_idx, images.device):
+            loss = self.objective_loss(images)
+        self.log("val/loss", loss, sync_dist=True, prog_bar=True, batch_size=images.shape[0])
 
     def predict_step(self, batch, batch_idx):
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self.explain(images)
+        return None if batch is None else self.explain(batch["image"])

@@ -11,8 +11,8 @@ Shared by the ViT-Shapley :class:`Explainer` (explaining a frozen surrogate) and
 - Shapley accuracy: for the test images whose dataset index is below ``exact_images``, the game's
   exact Shapley values (all 2^N coalitions; N <= 24) are the reference; the module's values and
   paired KernelSHAP at each budget in ``kernel_shap_budgets`` are scored against them.
-  Under DDP the global index of a local sample is ``rank + local_index * world_size`` (Lightning's
-  DistributedSampler without shuffling), so the same images are selected as in one process.
+  The index is the batch's ``index`` (position in the test split), so DDP selects the same images
+  as one process and a dropped unreadable image shifts nothing.
 - Insertion / deletion for every test image (or those whose index is below ``faithfulness_images``:
   2 (N + 1) forwards per image and scorer) and the explained class, scored two ways: with removed
   patches dropped, and on pixels (deletion to the 0 baseline, insertion onto an 11 x 11, sigma 5
@@ -69,19 +69,12 @@ class ExplanationEvaluation:
             )
         self._examples = []
 
-    def _global_indices(self, batch_idx: int, batch_size: int, device) -> torch.Tensor:
-        if batch_idx == 0:
-            self._loader_batch_size = batch_size  # every batch but the last is full
-        local = batch_idx * self._loader_batch_size + torch.arange(batch_size, device=device)
-        return self.global_rank + local * self.trainer.world_size
-
-    def evaluate_explanations(self, images: torch.Tensor, batch_idx: int) -> torch.Tensor:
+    def evaluate_explanations(self, images: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Score one test batch's explanations; returns them (Phi ``(B, N, K)``) for the caller's own metrics."""
         start = time.perf_counter()
         phi, target = self.evaluation_outputs(images)
         self.explain_seconds[0] += time.perf_counter() - start
         self.explain_seconds[1] += images.shape[0]
-        index = self._global_indices(batch_idx, images.shape[0], images.device)
         limit = self.hparams.faithfulness_images
         scored = index < limit if limit is not None else torch.ones_like(index, dtype=torch.bool)
         if scored.any():

@@ -90,7 +90,7 @@ class Surrogate(TaggedCheckpointMixin, ShapleyModule):
     def training_step(self, batch, batch_idx):
         if batch is None:
             return None
-        keep, teacher_logits, logits = self._masked_step(batch[0], None)
+        keep, teacher_logits, logits = self._masked_step(batch["image"], None)
         loss = self.check_finite(surrogate_kl_loss(logits, teacher_logits))
         self.log("train/loss", loss, prog_bar=True)
         return loss
@@ -101,7 +101,9 @@ class Surrogate(TaggedCheckpointMixin, ShapleyModule):
         return torch.Generator(device=device).manual_seed(seed)
 
     def validation_step(self, batch, batch_idx):
-        images = batch[0]
+        if batch is None:
+            return
+        images = batch["image"]
         _, teacher_logits, logits = self._masked_step(
             images, self._fixed_generator(batch_idx, images.device)
         )
@@ -114,7 +116,9 @@ class Surrogate(TaggedCheckpointMixin, ShapleyModule):
         )
 
     def test_step(self, batch, batch_idx):
-        images, labels = batch
+        if batch is None:
+            return
+        images, labels = batch["image"], batch["label"]
         keep, teacher_logits, logits = self._masked_step(
             images, self._fixed_generator(batch_idx, images.device)
         )

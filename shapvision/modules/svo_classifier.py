@@ -112,7 +112,7 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
     def training_step(self, batch, batch_idx):
         if batch is None:
             return None
-        images, labels = batch
+        images, labels = batch["image"], batch["label"]
         phi = self.net(images)
         ce = F.cross_entropy(phi.sum(1), labels)
         loss = ce
@@ -126,7 +126,9 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
         return loss
 
     def validation_step(self, batch, batch_idx):
-        images, labels = batch
+        if batch is None:
+            return
+        images, labels = batch["image"], batch["label"]
         phi = self.net(images)
         logits = phi.sum(1)
         with self.fixed_random_stream(batch_idx, images.device):
@@ -145,16 +147,17 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
         self.log("val/acc", self.val_acc, prog_bar=True)
 
     def test_step(self, batch, batch_idx):
-        images, labels = batch
+        if batch is None:
+            return
+        images, labels = batch["image"], batch["label"]
         # The explanation's votes sum to the logits: one forward serves accuracy and evaluation.
-        logits = self.evaluate_explanations(images, batch_idx).sum(1)
+        logits = self.evaluate_explanations(images, batch["index"]).sum(1)
         self.log("test/ce", F.cross_entropy(logits, labels), sync_dist=True)
         self.test_acc(logits, labels)
         self.log("test/acc", self.test_acc)
 
     def predict_step(self, batch, batch_idx):
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self.explain(images)
+        return None if batch is None else self.explain(batch["image"])
 
     def evaluation_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Phi and the class it is scored for: the model's own prediction."""

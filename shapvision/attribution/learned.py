@@ -1,0 +1,48 @@
+"""Learned Shapley values: a trained ViT-Shapley explainer (any objective) and SVO's own votes.
+
+Both are one forward pass; the explainer explains its surrogate, which must be the evaluated model's
+game (the evaluation checks the patch grid and class count), SVO explains itself.
+"""
+
+import torch
+
+from shapvision.attribution.base import Attribution, AttributionMethod
+
+
+class ExplainerValues(AttributionMethod):
+    """``explainer.explain(images)[..., target]`` of a trained :class:`Explainer` checkpoint."""
+
+    name = "explainer"
+
+    def __init__(self, model, explainer):
+        super().__init__(model)
+        if explainer.num_patches != model.num_patches or explainer.hparams.num_classes != model.module.hparams.num_classes:
+            raise ValueError(
+                f"the explainer has {explainer.num_patches} patches and {explainer.hparams.num_classes} classes, "
+                f"{model.name} has {model.num_patches} and {model.module.hparams.num_classes}: use checkpoints of the same pipeline"
+            )
+        self.explainer = explainer.eval()
+
+    @torch.no_grad()
+    def explain(self, images, target, index=None):
+        values = self.explainer.explain(images)
+        return Attribution(values.gather(2, target.view(-1, 1, 1).expand(-1, values.shape[1], 1))[..., 0])
+
+
+class SVOValues(AttributionMethod):
+    """The SVO model's own per-patch votes Phi[:, :, target] (logit units)."""
+
+    name = "svo"
+
+    def __init__(self, model):
+        super().__init__(model)
+        if not hasattr(model.module, "explain") or type(model.module).__name__ != "SVOClassifier":
+            raise ValueError(
+                f"method 'svo' explains an SVO model by its own values, but {model.name} is a "
+                f"{type(model.module).__name__}; evaluate an SVOClassifier checkpoint"
+            )
+
+    @torch.no_grad()
+    def explain(self, images, target, index=None):
+        phi = self.model.module.explain(images)
+        return Attribution(phi.gather(2, target.view(-1, 1, 1).expand(-1, phi.shape[1], 1))[..., 0])

@@ -1,0 +1,62 @@
+"""Perturbation baselines on the model's game v(S) = p(target | x_S), patches removed as the masked
+forward removes them (dropped tokens for ViTs, zeroed pixels for ResNets). Written here.
+
+- ``leave_one_out``: phi_i = v(N) - v(N minus i), N + 1 evaluations per image.
+- ``kernelshap``: paired KernelSHAP (:func:`shapvision.shapley.kernel_shap`, shapreg's estimator) at a
+  fixed ``budget`` of evaluations, masks drawn from each image's own dataset index.
+"""
+
+import torch
+
+from shapvision.attribution.base import Attribution, AttributionMethod, per_image_generators
+from shapvision.shapley.kernel_shap import kernel_shap
+
+
+class TargetGame:
+    """The single-image game ``bool (M, N) -> (M,)``: the target's probability under each mask."""
+
+    def __init__(self, model, image: torch.Tensor, target: torch.Tensor):
+        self.model, self.image, self.target = model, image, target
+
+    @torch.no_grad()
+    def __call__(self, masks: torch.Tensor) -> torch.Tensor:
+        images = self.image.unsqueeze(0).expand(masks.shape[0], *self.image.shape)
+        keep = masks.to(self.image.device)
+        return self.model.masked_probabilities(images, keep, self.target.expand(masks.shape[0])).double()
+
+
+class LeaveOneOut(AttributionMethod):
+    name = "leave_one_out"
+
+    @torch.no_grad()
+    def explain(self, images, target, index=None):
+        n = self.model.num_patches
+        masks = torch.cat([torch.ones(1, n, dtype=torch.bool), ~torch.eye(n, dtype=torch.bool)]).to(images.device)
+        values = torch.stack([TargetGame(self.model, image, t)(masks) for image, t in zip(images, target, strict=True)])
+        return Attribution((values[:, :1] - values[:, 1:]).float())
+
+
+class KernelSHAPBudget(AttributionMethod):
+    name = "kernelshap"
+
+    def __init__(self, model, budget: int = 1024, batch_size: int = 256, seed: int = 0):
+        super().__init__(model)
+        self.budget, self.batch_size, self.seed = budget, batch_size, seed
+
+    @torch.no_grad()
+    def explain(self, images, target, index=None):
+        if index is None:
+            index = torch.arange(images.shape[0])
+        rows = []
+        for image, t, generator in zip(images, target, per_image_generators(index, self.seed, images.device), strict=True):
+            estimate = kernel_shap(
+                TargetGame(self.model, image, t),
+                self.model.num_patches,
+                threshold=None,
+                max_evals=self.budget,
+                batch_size=self.batch_size,
+                generator=generator,
+                device=images.device,
+            )
+            rows.append(estimate.values.float())
+        return Attribution(torch.stack(rows))

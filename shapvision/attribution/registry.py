@@ -1,0 +1,52 @@
+"""Explanation methods by name: adding one is one new file and one line here."""
+
+from shapvision.attribution.attention_methods import (
+    AttentionLast,
+    AttentionRollout,
+    GradientWeightedAttention,
+)
+from shapvision.attribution.base import AttributionMethod
+from shapvision.attribution.cams import EigenCAMAttribution, GradCAMAttribution
+from shapvision.attribution.explained_model import ExplainedModel
+from shapvision.attribution.gradients import (
+    IntegratedGradientsAttribution,
+    SaliencyAttribution,
+    SmoothGradAttribution,
+)
+from shapvision.attribution.learned import SVOValues
+from shapvision.attribution.lrp import LRPAttribution
+from shapvision.attribution.perturbation import KernelSHAPBudget, LeaveOneOut
+from shapvision.attribution.random_baseline import RandomAttribution
+from shapvision.attribution.rise import RISEAttribution
+
+METHODS: dict[str, type[AttributionMethod]] = {
+    cls.name: cls
+    for cls in (
+        RandomAttribution,
+        SVOValues,
+        AttentionLast,
+        AttentionRollout,
+        GradientWeightedAttention,
+        GradCAMAttribution,
+        EigenCAMAttribution,
+        SaliencyAttribution,
+        IntegratedGradientsAttribution,
+        SmoothGradAttribution,
+        LRPAttribution,
+        RISEAttribution,
+        LeaveOneOut,
+        KernelSHAPBudget,
+    )
+}
+
+
+def create_method(name: str, model: ExplainedModel, **options) -> AttributionMethod:
+    if name not in METHODS:
+        raise ValueError(
+            f"unknown explanation method {name!r} (model.init_args.methods); known: {', '.join(sorted(METHODS))}. "
+            "Trained explainers go in model.init_args.explainers as {row name: checkpoint}"
+        )
+    try:
+        return METHODS[name](model, **options)
+    except TypeError as err:
+        raise ValueError(f"bad options for method {name!r} (model.init_args.method_options.{name}): {err}") from err
