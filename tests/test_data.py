@@ -112,7 +112,9 @@ def test_an_all_dropped_batch_is_none_and_every_step_accepts_it():
     assert collate_samples([split[i] for i in range(3)]) is None
     tiny = {"patch_size": 8, "embed_dim": 16, "depth": 1, "num_heads": 2}
     for cls in (Classifier, SVOClassifier):
-        module = cls(backbone="vit_tiny_patch16_224", backbone_kwargs=tiny, num_classes=10, img_size=32)
+        module = cls(
+            backbone="vit_tiny_patch16_224", backbone_kwargs=tiny, num_classes=10, img_size=32
+        )
         assert module.training_step(None, 0) is None
         assert module.validation_step(None, 0) is None
         assert module.predict_step(None, 0) is None

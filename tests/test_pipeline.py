@@ -314,5 +314,5 @@ def test_predict_writes_values_and_overlays_per_image(stages, tmp_path):
     assert written == ["blue.npy", "blue.png", "green.npy", "green.png", "red.npy", "red.png"]
     index = [p.stem for p in data.predict_set.paths].index("green")
     with torch.no_grad():
-        expected = explainer.explain(data.predict_set[index][0].unsqueeze(0))[0]
+        expected = explainer.explain(data.predict_set[index]["image"].unsqueeze(0))[0]
     np.testing.assert_allclose(np.load(tmp_path / "out" / "green.npy"), expected.numpy(), atol=1e-6)

@@ -15,7 +15,10 @@ def captured_attention(backbone):
     blocks = list(backbone.model.blocks)
     maps: list[torch.Tensor] = []
     saved = [block.attn.fused_attn for block in blocks]
-    hooks = [block.attn.attn_drop.register_forward_hook(lambda m, i, out: maps.append(out)) for block in blocks]
+    hooks = [
+        block.attn.attn_drop.register_forward_hook(lambda m, i, out: maps.append(out))
+        for block in blocks
+    ]
     for block in blocks:
         block.attn.fused_attn = False
     try:

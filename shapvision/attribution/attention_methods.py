@@ -68,7 +68,9 @@ class GradientWeightedAttention(_AttentionMethod):
             logits = self.model.logits(images.detach().requires_grad_(True))
             score = logits.gather(1, target.view(-1, 1)).sum()
             grads = torch.autograd.grad(score, maps)
-        relevance = torch.eye(maps[0].shape[-1], device=images.device).expand(images.shape[0], -1, -1)
+        relevance = torch.eye(maps[0].shape[-1], device=images.device).expand(
+            images.shape[0], -1, -1
+        )
         for attention, grad in zip(maps, grads, strict=True):
             weighted = (grad * attention).clamp_min(0).mean(1)
             relevance = relevance + weighted.detach() @ relevance

@@ -48,7 +48,8 @@ def pixels_to_patches(pixels: torch.Tensor, patch_size: int) -> torch.Tensor:
 def per_image_generators(index: torch.Tensor, seed: int, device) -> list[torch.Generator]:
     """One generator per image, seeded by (seed, dataset index): the same draws wherever the image lands."""
     return [
-        torch.Generator(device=device).manual_seed(seed * 1_000_003 + int(i)) for i in index.tolist()
+        torch.Generator(device=device).manual_seed(seed * 1_000_003 + int(i))
+        for i in index.tolist()
     ]
 
 

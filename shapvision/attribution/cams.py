@@ -23,7 +23,11 @@ class _LibraryCAM(AttributionMethod):
         super().__init__(model)
         backbone = model.backbone
         if model.family == "vit":
-            layer, prefix, grid = backbone.model.blocks[-1].norm1, backbone.num_prefix_tokens, model.grid_size
+            layer, prefix, grid = (
+                backbone.model.blocks[-1].norm1,
+                backbone.num_prefix_tokens,
+                model.grid_size,
+            )
 
             def reshape(tokens):
                 patches = tokens[:, prefix:]
@@ -34,10 +38,17 @@ class _LibraryCAM(AttributionMethod):
         self.layer, self.reshape = layer, reshape
 
     def explain(self, images, target, index=None):
-        with torch.enable_grad(), self.cam_class(
-            model=self.model.network, target_layers=[self.layer], reshape_transform=self.reshape
-        ) as cam:
-            maps = cam(images, targets=[ClassifierOutputTarget(int(t)) for t in target])
+        with (
+            torch.enable_grad(),
+            self.cam_class(
+                model=self.model.network, target_layers=[self.layer], reshape_transform=self.reshape
+            ) as cam,
+        ):
+            # The evaluated model's weights are frozen: an input that requires grad keeps the graph.
+            maps = cam(
+                images.detach().requires_grad_(True),
+                targets=[ClassifierOutputTarget(int(t)) for t in target],
+            )
         pixels = torch.as_tensor(maps, device=images.device, dtype=torch.float32)
         patch_size = self.model.patch_size
         return Attribution(pixels_to_patches(pixels, patch_size) / patch_size**2, pixels)

@@ -33,7 +33,9 @@ class ExplainedModel:
     def __init__(self, module: nn.Module, name: str):
         for attr in ("grid_size", "num_patches"):
             if not hasattr(module, attr):
-                raise TypeError(f"{name} ({type(module).__name__}) has no `{attr}`: not a patch-grid model")
+                raise TypeError(
+                    f"{name} ({type(module).__name__}) has no `{attr}`: not a patch-grid model"
+                )
         self.module = module.eval()
         self.name = name
         self.network = LogitsModule(module)

@@ -16,7 +16,10 @@ class ExplainerValues(AttributionMethod):
 
     def __init__(self, model, explainer):
         super().__init__(model)
-        if explainer.num_patches != model.num_patches or explainer.hparams.num_classes != model.module.hparams.num_classes:
+        if (
+            explainer.num_patches != model.num_patches
+            or explainer.hparams.num_classes != model.module.hparams.num_classes
+        ):
             raise ValueError(
                 f"the explainer has {explainer.num_patches} patches and {explainer.hparams.num_classes} classes, "
                 f"{model.name} has {model.num_patches} and {model.module.hparams.num_classes}: use checkpoints of the same pipeline"
@@ -26,7 +29,9 @@ class ExplainerValues(AttributionMethod):
     @torch.no_grad()
     def explain(self, images, target, index=None):
         values = self.explainer.explain(images)
-        return Attribution(values.gather(2, target.view(-1, 1, 1).expand(-1, values.shape[1], 1))[..., 0])
+        return Attribution(
+            values.gather(2, target.view(-1, 1, 1).expand(-1, values.shape[1], 1))[..., 0]
+        )
 
 
 class SVOValues(AttributionMethod):

@@ -22,7 +22,9 @@ class TargetGame:
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         images = self.image.unsqueeze(0).expand(masks.shape[0], *self.image.shape)
         keep = masks.to(self.image.device)
-        return self.model.masked_probabilities(images, keep, self.target.expand(masks.shape[0])).double()
+        return self.model.masked_probabilities(
+            images, keep, self.target.expand(masks.shape[0])
+        ).double()
 
 
 class LeaveOneOut(AttributionMethod):
@@ -31,8 +33,15 @@ class LeaveOneOut(AttributionMethod):
     @torch.no_grad()
     def explain(self, images, target, index=None):
         n = self.model.num_patches
-        masks = torch.cat([torch.ones(1, n, dtype=torch.bool), ~torch.eye(n, dtype=torch.bool)]).to(images.device)
-        values = torch.stack([TargetGame(self.model, image, t)(masks) for image, t in zip(images, target, strict=True)])
+        masks = torch.cat([torch.ones(1, n, dtype=torch.bool), ~torch.eye(n, dtype=torch.bool)]).to(
+            images.device
+        )
+        values = torch.stack(
+            [
+                TargetGame(self.model, image, t)(masks)
+                for image, t in zip(images, target, strict=True)
+            ]
+        )
         return Attribution((values[:, :1] - values[:, 1:]).float())
 
 
@@ -48,7 +57,9 @@ class KernelSHAPBudget(AttributionMethod):
         if index is None:
             index = torch.arange(images.shape[0])
         rows = []
-        for image, t, generator in zip(images, target, per_image_generators(index, self.seed, images.device), strict=True):
+        for image, t, generator in zip(
+            images, target, per_image_generators(index, self.seed, images.device), strict=True
+        ):
             estimate = kernel_shap(
                 TargetGame(self.model, image, t),
                 self.model.num_patches,

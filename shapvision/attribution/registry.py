@@ -49,4 +49,6 @@ def create_method(name: str, model: ExplainedModel, **options) -> AttributionMet
     try:
         return METHODS[name](model, **options)
     except TypeError as err:
-        raise ValueError(f"bad options for method {name!r} (model.init_args.method_options.{name}): {err}") from err
+        raise ValueError(
+            f"bad options for method {name!r} (model.init_args.method_options.{name}): {err}"
+        ) from err

@@ -20,17 +20,41 @@ from shapvision.attribution.base import (
 class RISEAttribution(AttributionMethod):
     name = "rise"
 
-    def __init__(self, model, num_masks: int = 4000, cells: int = 7, p1: float = 0.5, batch_size: int = 500, seed: int = 0):
+    def __init__(
+        self,
+        model,
+        num_masks: int = 4000,
+        cells: int = 7,
+        p1: float = 0.5,
+        batch_size: int = 500,
+        seed: int = 0,
+    ):
         super().__init__(model)
         if not 0 < p1 <= 1:
             raise ValueError(f"rise p1 must be in (0, 1], got {p1}")
-        self.num_masks, self.cells, self.p1, self.batch_size, self.seed = num_masks, cells, p1, batch_size, seed
+        self.num_masks, self.cells, self.p1, self.batch_size, self.seed = (
+            num_masks,
+            cells,
+            p1,
+            batch_size,
+            seed,
+        )
 
     def masks(self, size, generator, device) -> torch.Tensor:
         h, w = size
         cell_h, cell_w = -(-h // self.cells), -(-w // self.cells)
-        grid = (torch.rand(self.num_masks, 1, self.cells, self.cells, generator=generator, device=device) < self.p1).float()
-        up = F.interpolate(grid, size=((self.cells + 1) * cell_h, (self.cells + 1) * cell_w), mode="bilinear", align_corners=False)
+        grid = (
+            torch.rand(
+                self.num_masks, 1, self.cells, self.cells, generator=generator, device=device
+            )
+            < self.p1
+        ).float()
+        up = F.interpolate(
+            grid,
+            size=((self.cells + 1) * cell_h, (self.cells + 1) * cell_w),
+            mode="bilinear",
+            align_corners=False,
+        )
         shift_y = torch.randint(0, cell_h, (self.num_masks,), generator=generator, device=device)
         shift_x = torch.randint(0, cell_w, (self.num_masks,), generator=generator, device=device)
         rows = shift_y.view(-1, 1) + torch.arange(h, device=device)
@@ -44,11 +68,15 @@ class RISEAttribution(AttributionMethod):
             index = torch.arange(images.shape[0])
         size = images.shape[-2:]
         maps = []
-        for image, t, generator in zip(images, target, per_image_generators(index, self.seed, images.device), strict=True):
+        for image, t, generator in zip(
+            images, target, per_image_generators(index, self.seed, images.device), strict=True
+        ):
             masks = self.masks(size, generator, images.device)
             saliency = torch.zeros(size, device=images.device)
             for chunk in masks.split(self.batch_size):
-                probs = self.model.probabilities(image.unsqueeze(0) * chunk.unsqueeze(1), t.expand(chunk.shape[0]))
+                probs = self.model.probabilities(
+                    image.unsqueeze(0) * chunk.unsqueeze(1), t.expand(chunk.shape[0])
+                )
                 saliency += (probs.view(-1, 1, 1) * chunk).sum(0)
             maps.append(saliency / (self.num_masks * self.p1))
         pixels = torch.stack(maps)

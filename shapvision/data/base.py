@@ -39,6 +39,11 @@ class ShapleyDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     @property
+    def has_masks(self) -> bool:
+        """Whether batches carry a ground-truth ``mask`` (for the localisation metrics)."""
+        return False
+
+    @property
     def class_names(self) -> list[str]:
         return [str(i) for i in range(self.num_classes)]
 

@@ -13,7 +13,8 @@ IMAGE, LABEL, INDEX, MASK = "image", "label", "index", "mask"
 
 
 class IndexedSplit(Dataset):
-    """Wraps a dataset yielding ``(image, label)``, a dict with ``image`` (and ``label`` / ``mask``), or None."""
+    """Wraps a dataset yielding ``(image, label)``, ``(image, label, mask)``, a dict with ``image`` (and
+    ``label`` / ``mask``), or None for an unreadable image."""
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
@@ -27,6 +28,9 @@ class IndexedSplit(Dataset):
             return None
         if isinstance(item, dict):
             sample = dict(item)
+        elif len(item) == 3:
+            image, label, mask = item
+            sample = {IMAGE: image, LABEL: label, MASK: mask}
         else:
             image, label = item
             sample = {IMAGE: image, LABEL: label}

@@ -4,6 +4,10 @@ Images are scaled to [0, 1], resized bilinearly to ``img_size`` (default 32, i.e
 of 8 px for a patch-8 ViT), copied to 3 channels and standardised with the training split's mean and
 std, so 0 is the mean pixel, as for ImageNet normalisation. The train / val / test split is
 stratified by class and fixed by ``seed``.
+
+With ``ink_masks``, every sample carries a ground-truth ``mask``: the digit's ink, pixels whose
+resized intensity in [0, 1] is above ``ink_threshold``; the localisation metrics (RMA, RRA,
+segmentation) score explanations against it.
 """
 
 import torch
@@ -25,6 +29,8 @@ class DigitsDataModule(ShapleyDataModule):
         test_fraction: float = 0.15,
         seed: int = 0,
         eval_batch_size: int | None = None,
+        ink_masks: bool = False,
+        ink_threshold: float = 0.5,
     ):
         super().__init__(
             batch_size=batch_size,
@@ -41,10 +47,17 @@ class DigitsDataModule(ShapleyDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.seed = seed
+        if not 0 <= ink_threshold < 1:
+            raise ValueError(f"data.ink_threshold must be in [0, 1), got {ink_threshold}")
+        self.ink_masks, self.ink_threshold = ink_masks, ink_threshold
 
     @property
     def num_classes(self) -> int:
         return 10
+
+    @property
+    def has_masks(self) -> bool:
+        return self.ink_masks
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -54,6 +67,7 @@ class DigitsDataModule(ShapleyDataModule):
         images = F.interpolate(
             images, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False
         )
+        ink = images[:, 0] > self.ink_threshold
         images = images.expand(-1, 3, -1, -1)
         labels = torch.tensor(digits.target, dtype=torch.long)
         index = torch.arange(len(labels)).numpy()
@@ -66,6 +80,7 @@ class DigitsDataModule(ShapleyDataModule):
         )
         mean, std = images[train_idx].mean(), images[train_idx].std()
         images = ((images - mean) / std).contiguous()
-        self.train_set = TensorDataset(images[train_idx], labels[train_idx])
-        self.val_set = TensorDataset(images[val_idx], labels[val_idx])
-        self.test_set = TensorDataset(images[test_idx], labels[test_idx])
+        tensors = (images, labels, ink) if self.ink_masks else (images, labels)
+        self.train_set = TensorDataset(*(t[train_idx] for t in tensors))
+        self.val_set = TensorDataset(*(t[val_idx] for t in tensors))
+        self.test_set = TensorDataset(*(t[test_idx] for t in tensors))

@@ -1,11 +1,17 @@
-"""Figures a researcher looks at: heatmap grids and insertion / deletion curves (matplotlib, headless)."""
+"""Figures a researcher looks at: heatmap grids and insertion / deletion curves.
 
-import matplotlib
+Figures are built on ``matplotlib.figure.Figure`` directly, not pyplot, so importing the package never
+touches the user's matplotlib backend and nothing needs closing.
+"""
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+
+def subplots(rows: int, cols: int, figsize):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols, squeeze=False)
 
 
 def _display(image: torch.Tensor) -> torch.Tensor:
@@ -22,7 +28,7 @@ def upsample(values: torch.Tensor, grid_size, size) -> torch.Tensor:
 
 def heatmap_grid_figure(examples, grid_size, label: str = "explainer"):
     """One row per example: image, the ``label`` heatmap, exact heatmap (shared symmetric colour scale per row)."""
-    fig, axes = plt.subplots(len(examples), 3, figsize=(6.6, 2.2 * len(examples)), squeeze=False)
+    fig, axes = subplots(len(examples), 3, (6.6, 2.2 * len(examples)))
     for row, (image, estimate, exact, target) in enumerate(examples):
         size = image.shape[-2:]
         scale = float(max(estimate.abs().max(), exact.abs().max(), 1e-8))
@@ -43,7 +49,8 @@ def heatmap_grid_figure(examples, grid_size, label: str = "explainer"):
 
 
 def overlay_figure(image: torch.Tensor, values: torch.Tensor, grid_size, title: str = ""):
-    fig, ax = plt.subplots(figsize=(3, 3))
+    fig, axes = subplots(1, 1, (3, 3))
+    ax = axes[0, 0]
     scale = float(values.abs().max().clamp_min(1e-8))
     ax.imshow(_display(image), alpha=0.4)
     ax.imshow(
@@ -60,7 +67,7 @@ def overlay_figure(image: torch.Tensor, values: torch.Tensor, grid_size, title: 
 
 def curves_figure(curves: dict):
     """Mean insertion and deletion curves per scorer, AUC in the legend."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), squeeze=False)
+    fig, axes = subplots(1, len(curves), (4.2 * len(curves), 3.2))
     for ax, (scorer, result) in zip(axes[0], curves.items(), strict=True):
         for kind, colour in (("insertion", "tab:green"), ("deletion", "tab:red")):
             curve = result[f"{kind}_curve"].cpu()
@@ -75,5 +82,30 @@ def curves_figure(curves: dict):
         ax.set_ylabel("probability of explained class")
         ax.set_title(f"scored with the {scorer}", fontsize=9)
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def method_grid_figure(examples: list[dict], class_names: list[str] | None = None):
+    """One row per image, one column per method: each map min-max scaled on its own (methods differ in units)."""
+    methods = list(examples[0]["maps"])
+    fig, axes = subplots(
+        len(examples), len(methods) + 1, (1.6 * (len(methods) + 1), 1.7 * len(examples))
+    )
+    for row, example in enumerate(examples):
+        image = _display(example["image"])
+        target = example["target"]
+        name = class_names[target] if class_names else str(target)
+        axes[row, 0].imshow(image)
+        axes[row, 0].set_title(f"#{example['index']}: {name}", fontsize=7)
+        for col, method in enumerate(methods, start=1):
+            values = example["maps"][method].float()
+            scaled = (values - values.min()) / (values.max() - values.min()).clamp_min(1e-12)
+            axes[row, col].imshow(image, alpha=0.35)
+            axes[row, col].imshow(scaled, cmap="jet", vmin=0, vmax=1, alpha=0.65)
+            if row == 0:
+                axes[row, col].set_title(method, fontsize=7)
+        for ax in axes[row]:
+            ax.axis("off")
     fig.tight_layout()
     return fig

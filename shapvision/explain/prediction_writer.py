@@ -6,7 +6,6 @@ has ``paths`` (``ImageFolderDataModule(predict_dir=...)``), else by running inde
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from lightning.pytorch.callbacks import BasePredictionWriter
 
@@ -40,7 +39,6 @@ class ShapleyPredictionWriter(BasePredictionWriter):
                     f"{stem}: class {target}",
                 )
                 figure.savefig(self.output_dir / f"{stem}.png", dpi=100, bbox_inches="tight")
-                plt.close(figure)
             self.written += 1
 
     def on_predict_end(self, trainer, pl_module):

@@ -1,11 +1,17 @@
 """Evaluation metrics as torchmetrics classes (DDP sync by construction)."""
 
 from shapvision.metrics.correlation import pearson_rows, spearman_rows
+from shapvision.metrics.explanation_batch import ExplanationBatch
 from shapvision.metrics.insertion_deletion import InsertionDeletion, insertion_deletion_curves
 from shapvision.metrics.masked_agreement import MaskedAgreementByFraction
+from shapvision.metrics.registry import METRICS, NEEDS_MASKS, create_metric
 from shapvision.metrics.shapley_accuracy import ShapleyAccuracy
 
 __all__ = [
+    "METRICS",
+    "NEEDS_MASKS",
+    "ExplanationBatch",
+    "create_metric",
     "InsertionDeletion",
     "MaskedAgreementByFraction",
     "ShapleyAccuracy",

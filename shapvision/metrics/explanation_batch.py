@@ -1,0 +1,98 @@
+"""What every explanation metric sees of one test batch, and the perturbations they share.
+
+The evaluation module builds one :class:`ExplanationBatch` per test batch and hands it, with each
+method's :class:`Attribution`, to every metric's ``update``. Costly shared quantities (the model's
+reference Shapley values, the unperturbed probabilities) are computed once per batch, on first use.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+
+from shapvision.attribution.base import Attribution
+from shapvision.attribution.explained_model import ExplainedModel
+
+
+@dataclass
+class ExplanationBatch:
+    images: torch.Tensor
+    target: torch.Tensor
+    index: torch.Tensor
+    model: ExplainedModel
+    labels: torch.Tensor | None = None
+    gt_mask: torch.Tensor | None = None
+    chunk: int = 1024
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.images.shape[-2:])
+
+    @property
+    def label_or_target(self) -> torch.Tensor:
+        return self.labels if self.labels is not None else self.target
+
+    def pixel_map(self, attribution: Attribution) -> torch.Tensor:
+        return attribution.pixel_map(self.model.grid_size, self.size).float()
+
+    def patch_values(self, attribution: Attribution) -> torch.Tensor:
+        return attribution.patches.float()
+
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """p(class | image) for many perturbed copies, ``chunk`` forwards at a time."""
+        return torch.cat(
+            [
+                self.model.probabilities(x, c)
+                for x, c in zip(images.split(self.chunk), classes.split(self.chunk), strict=True)
+            ]
+        )
+
+    @torch.no_grad()
+    def masked_probabilities(self, images, keep, classes) -> torch.Tensor:
+        return torch.cat(
+            [
+                self.model.masked_probabilities(x, k, c)
+                for x, k, c in zip(
+                    images.split(self.chunk),
+                    keep.split(self.chunk),
+                    classes.split(self.chunk),
+                    strict=True,
+                )
+            ]
+        )
+
+    def original_probability(self, classes: torch.Tensor) -> torch.Tensor:
+        key = ("p", classes.data_ptr())
+        if key not in self.cache:
+            self.cache[key] = self.probabilities(self.images, classes)
+        return self.cache[key]
+
+
+def repeat_images(images: torch.Tensor, times: int) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B * times, C, H, W)``, each image ``times`` times in a row."""
+    return images.unsqueeze(1).expand(-1, times, *images.shape[1:]).reshape(-1, *images.shape[1:])
+
+
+def pixel_ranks(pixel_map: torch.Tensor) -> torch.Tensor:
+    """Rank of each pixel ``(B, H * W)``: 0 = most relevant (ties broken by position)."""
+    flat = pixel_map.flatten(1)
+    order = flat.argsort(dim=1, descending=True, stable=True)
+    return order.argsort(1)
+
+
+def remove_top_fractions(
+    images: torch.Tensor, pixel_map: torch.Tensor, fractions, fill: torch.Tensor | float = 0.0
+) -> torch.Tensor:
+    """For each fraction f, the image with its top ``int(H * W * f)`` pixels set to ``fill``: ``(B * F, C, H, W)``."""
+    batch, _, h, w = images.shape
+    ranks = pixel_ranks(pixel_map).view(batch, 1, 1, h, w)
+    counts = torch.tensor([int(h * w * f) for f in fractions], device=images.device).view(
+        1, -1, 1, 1, 1
+    )
+    removed = ranks < counts  # (B, F, 1, H, W)
+    fill = torch.as_tensor(fill, dtype=images.dtype, device=images.device)
+    if fill.dim() == 4:  # a per-image fill (B, C, H or 1, W or 1)
+        fill = fill.unsqueeze(1)
+    out = torch.where(removed, fill, images.unsqueeze(1))
+    return out.reshape(-1, *images.shape[1:])

@@ -1,0 +1,89 @@
+"""Shapley accuracy of any method: its patch values against the model's Shapley values for the target.
+
+The game is v(S) = p(target | x_S) under the masked forward. The reference is exact (all 2^N
+coalitions) for N <= 24, else converged paired KernelSHAP (Covert & Lee's rule max std / range <
+``threshold``; ViT-Shapley used 0.1), whose mean std is reported as ``reference_std``. Only the test
+images whose dataset index is below ``images`` are scored (the reference costs 2^N or thousands of
+evaluations an image), so DDP scores the same images as one process. Per image: L2 error, Pearson
+and Spearman correlation (scipy's definitions); the means over images. Methods in other units than
+probabilities (CAMs, gradients) are read by their correlations; L2 compares like units only.
+"""
+
+import torch
+from torchmetrics import Metric
+
+from shapvision.attribution.perturbation import TargetGame
+from shapvision.metrics.correlation import pearson_rows, spearman_rows
+from shapvision.shapley.exact import MAX_EXACT_PLAYERS, exact_shapley
+from shapvision.shapley.kernel_shap import kernel_shap
+
+
+def reference_values(
+    batch, selected: torch.Tensor, threshold: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference values ``(S, N)`` and their std for the selected images, computed once per batch."""
+    key = ("shapley_reference", threshold, seed)
+    if key not in batch.cache:
+        model, n = batch.model, batch.model.num_patches
+        values, stds = [], []
+        for i in selected.nonzero().flatten().tolist():
+            game = TargetGame(model, batch.images[i], batch.target[i])
+            if n <= MAX_EXACT_PLAYERS:
+                values.append(exact_shapley(game, n, device=batch.images.device).float())
+                stds.append(torch.zeros(n))
+            else:
+                generator = torch.Generator(device=batch.images.device).manual_seed(
+                    seed * 1_000_003 + int(batch.index[i])
+                )
+                estimate = kernel_shap(
+                    game,
+                    n,
+                    threshold=threshold,
+                    batch_size=256,
+                    generator=generator,
+                    device=batch.images.device,
+                )
+                values.append(estimate.values.float())
+                stds.append(estimate.std.float().cpu())
+        empty = torch.zeros(0, n, device=batch.images.device)
+        batch.cache[key] = (
+            torch.stack(values) if values else empty,
+            torch.stack(stds) if stds else empty.cpu(),
+        )
+    return batch.cache[key]
+
+
+class ExplanationShapleyAccuracy(Metric):
+    full_state_update = False
+    columns = ("shapley_l2", "shapley_pearson", "shapley_spearman")
+
+    def __init__(self, images: int = 32, threshold: float = 0.1, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.images, self.threshold, self.seed = images, threshold, seed
+        for name in ("l2_sum", "pearson_sum", "spearman_sum", "std_sum"):
+            self.add_state(
+                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
+            )
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, batch, attribution) -> None:
+        selected = batch.index < self.images
+        if not selected.any():
+            return
+        reference, std = reference_values(batch, selected, self.threshold, self.seed)
+        estimate = batch.patch_values(attribution)[selected].double()
+        reference = reference.double()
+        self.l2_sum += (estimate - reference).norm(dim=1).sum()
+        self.pearson_sum += pearson_rows(estimate, reference).sum()
+        self.spearman_sum += spearman_rows(estimate, reference).sum()
+        self.std_sum += std.double().mean(1).sum().to(self.std_sum.device)
+        self.count += int(selected.sum())
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        count = self.count.clamp_min(1)
+        return {
+            "shapley_l2": (self.l2_sum / count).float(),
+            "shapley_pearson": (self.pearson_sum / count).float(),
+            "shapley_spearman": (self.spearman_sum / count).float(),
+            "reference_std": (self.std_sum / count).float(),
+        }

@@ -1,0 +1,38 @@
+"""Load any trained module of the suite from its checkpoint alone, by the kind recorded in it."""
+
+from pathlib import Path
+
+import torch
+
+from shapvision.modules.classifier import Classifier
+from shapvision.modules.explainer import Explainer
+from shapvision.modules.surrogate import Surrogate
+from shapvision.modules.svo_classifier import SVOClassifier
+
+MODULES = {cls.__name__: cls for cls in (Classifier, Surrogate, Explainer, SVOClassifier)}
+
+
+def checkpoint_kind(path: str, option: str) -> str:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{option}: checkpoint not found: {file}; train that run first or fix the path"
+        )
+    checkpoint = torch.load(file, map_location="cpu", weights_only=False)
+    kind = checkpoint.get("shapvision_module")
+    if kind not in MODULES:
+        raise ValueError(
+            f"{option}: {file} is not a shapvision checkpoint (module kind {kind!r}); "
+            f"expected one of {', '.join(MODULES)}"
+        )
+    return kind
+
+
+def load_module(path: str, option: str, kinds: tuple[str, ...] = tuple(MODULES)):
+    """The module saved at ``path`` (eval mode, on the CPU); ``kinds`` limits what is accepted."""
+    kind = checkpoint_kind(path, option)
+    if kind not in kinds:
+        raise ValueError(
+            f"{option}: {path} is a {kind} checkpoint, but one of {', '.join(kinds)} is needed"
+        )
+    return MODULES[kind].load_from_checkpoint(Path(path).expanduser(), map_location="cpu").eval()

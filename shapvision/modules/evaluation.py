@@ -1,0 +1,235 @@
+"""Evaluation as its own module: a checkpoint, a list of methods, a list of metrics, one table.
+
+    shapvision test --config experiments/digits/trainer.yaml --config experiments/digits/evaluation.yaml
+
+``checkpoint`` is the model being explained and scored: a Classifier / Surrogate / SVOClassifier,
+or an Explainer (then its surrogate is the model and the explainer is a row named ``explainer``).
+``methods`` are names from :data:`shapvision.attribution.METHODS`; ``explainers`` adds trained
+explainers as rows ``{row name: checkpoint}`` (they must explain a game on the same patch grid and
+classes). Every method explains the same class per image: the model's prediction (``target:
+predicted``) or the label. ``metrics`` are names from :data:`shapvision.metrics.METRICS`, each a
+torchmetrics class per method, so DDP reduces them exactly. Options per method / metric go in
+``method_options`` / ``metric_options``.
+
+At the end of ``test`` the module holds ``table`` (a row per method, a column per metric output,
+plus seconds per image) and ``examples`` (heatmaps of the first ``heatmap_images`` test images);
+the callbacks in :mod:`shapvision.callbacks` write them (CSV + Markdown, PNG + TensorBoard), and
+per-image attributions when asked. Bad names, a method that does not fit the backbone, a checkpoint
+of the wrong kind or shape: an error at construction, before any compute.
+"""
+
+import time
+from typing import Literal
+
+import torch
+import torch.distributed as dist
+from torchmetrics.classification import MulticlassAccuracy
+
+from shapvision.attribution import ExplainedModel, ExplainerValues, create_method
+from shapvision.metrics import NEEDS_MASKS, ExplanationBatch, create_metric
+from shapvision.modules.base import ShapleyModule
+from shapvision.modules.checkpoints import load_module
+
+CHECKPOINT_OPTION = "model.init_args.checkpoint"
+DEFAULT_METHODS = ("random", "rollout", "gradcam", "integrated_gradients", "leave_one_out")
+DEFAULT_METRICS = ("insertion_deletion_patches", "insertion_deletion_pixels", "aopc_lodds", "saco")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Evaluation(ShapleyModule):
+    def __init__(
+        self,
+        checkpoint: str,
+        methods: list[str] = list(DEFAULT_METHODS),
+        metrics: list[str] = list(DEFAULT_METRICS),
+        explainers: dict[str, str] | None = None,
+        method_options: dict[str, dict] | None = None,
+        metric_options: dict[str, dict] | None = None,
+        target: Literal["predicted", "label"] = "predicted",
+        num_classes: int | None = None,
+        img_size: int | None = None,
+        heatmap_images: int = 6,
+        forward_chunk: int = 1024,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        module = load_module(checkpoint, CHECKPOINT_OPTION)
+        explainers = dict(explainers or {})
+        if type(module).__name__ == "Explainer":
+            explainers = {"explainer": checkpoint, **explainers}
+            module = module.surrogate
+        self._check_data(module, num_classes, img_size)
+        self.explained = module.requires_grad_(False)
+        self.model = ExplainedModel(module, f"{CHECKPOINT_OPTION} {checkpoint}")
+        self.grid_size, self.num_patches = self.model.grid_size, self.model.num_patches
+        method_options = method_options or {}
+        unknown = set(method_options) - set(methods)
+        if unknown:
+            raise ValueError(
+                f"model.init_args.method_options names methods not in model.init_args.methods: {sorted(unknown)}"
+            )
+        self.methods = {
+            name: create_method(name, self.model, **method_options.get(name, {}))
+            for name in methods
+        }
+        self.explainer_modules = torch.nn.ModuleDict()
+        for name, path in explainers.items():
+            if name in self.methods:
+                raise ValueError(
+                    f"model.init_args.explainers row {name!r} clashes with a method of that name"
+                )
+            explainer = load_module(
+                path, f"model.init_args.explainers.{name}", ("Explainer",)
+            ).requires_grad_(False)
+            self.explainer_modules[name] = explainer
+            self.methods[name] = ExplainerValues(self.model, explainer)
+        if not self.methods:
+            raise ValueError(
+                "model.init_args.methods and model.init_args.explainers are both empty: nothing to evaluate"
+            )
+        metric_options = metric_options or {}
+        self.metric_names = list(metrics)
+        self.scores = torch.nn.ModuleDict(
+            {
+                method: torch.nn.ModuleDict(
+                    {
+                        m: create_metric(m, self.num_patches, **metric_options.get(m, {}))
+                        for m in metrics
+                    }
+                )
+                for method in self.methods
+            }
+        )
+        self.accuracy = MulticlassAccuracy(module.hparams.num_classes, average="micro")
+        self.register_buffer(
+            "seconds", torch.zeros(len(self.methods), dtype=torch.float64), persistent=False
+        )
+        self.register_buffer("images_seen", torch.zeros((), dtype=torch.float64), persistent=False)
+        self.table: list[dict] = []
+        self.examples: list[dict] = []
+
+    @staticmethod
+    def _check_data(module, num_classes, img_size) -> None:
+        trained = module.hparams
+        if num_classes is not None and trained.num_classes != num_classes:
+            raise ValueError(
+                f"{CHECKPOINT_OPTION} was trained with num_classes={trained.num_classes}, but the data has "
+                f"{num_classes} classes; evaluate on the dataset the checkpoint was trained on"
+            )
+        if img_size is not None and trained.img_size != img_size:
+            raise ValueError(
+                f"{CHECKPOINT_OPTION} was trained at img_size={trained.img_size}, but the data gives {img_size}; "
+                "set data.init_args.img_size to match"
+            )
+
+    def configure_optimizers(self):
+        raise RuntimeError("Evaluation is not trained: run `shapvision test` (or validate) with it")
+
+    def on_test_start(self) -> None:
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "gradient-based methods need autograd during test: set trainer.inference_mode: false "
+                "(experiments/*/evaluation*.yaml do)"
+            )
+        datamodule = getattr(self.trainer, "datamodule", None)
+        needs = [m for m in self.metric_names if m in NEEDS_MASKS]
+        if needs and not getattr(datamodule, "has_masks", False):
+            raise ValueError(
+                f"metrics {needs} need ground-truth masks, and {type(datamodule).__name__} yields none; "
+                "use ImageNetSegmentationDataModule, or DigitsDataModule with ink_masks: true"
+            )
+        self.table, self.examples = [], []
+
+    def test_step(self, batch, batch_idx):
+        if batch is None:
+            return None
+        images, index = batch["image"], batch["index"]
+        labels = batch.get("label")
+        with torch.no_grad():
+            logits = self.model.logits(images)
+        if labels is not None:
+            self.accuracy.update(logits, labels)
+        if self.hparams.target == "label":
+            if labels is None:
+                raise ValueError("model.init_args.target=label, but this data has no labels")
+            target = labels
+        else:
+            target = logits.argmax(-1)
+        explanation_batch = ExplanationBatch(
+            images=images,
+            target=target,
+            index=index,
+            model=self.model,
+            labels=labels,
+            gt_mask=batch.get("mask"),
+            chunk=self.hparams.forward_chunk,
+        )
+        attributions = {}
+        for j, (name, method) in enumerate(self.methods.items()):
+            synchronize(images.device)
+            start = time.perf_counter()
+            attribution = method.explain(images, target, index)
+            synchronize(images.device)
+            self.seconds[j] += time.perf_counter() - start
+            attributions[name] = attribution
+            for metric in self.scores[name].values():
+                metric.update(explanation_batch, attribution)
+        self.images_seen += images.shape[0]
+        self._keep_examples(images, target, index, attributions)
+        return {
+            "index": index,
+            "target": target,
+            "attributions": {k: a.patches for k, a in attributions.items()},
+        }
+
+    def _keep_examples(self, images, target, index, attributions) -> None:
+        size = tuple(images.shape[-2:])
+        for i in (index < self.hparams.heatmap_images).nonzero().flatten().tolist():
+            self.examples.append(
+                {
+                    "index": int(index[i]),
+                    "image": images[i].detach().cpu(),
+                    "target": int(target[i]),
+                    "maps": {
+                        k: a.pixel_map(self.grid_size, size)[i].detach().cpu()
+                        for k, a in attributions.items()
+                    },
+                }
+            )
+
+    def on_test_epoch_end(self) -> None:
+        seconds = self.all_gather(self.seconds).reshape(-1, len(self.methods)).sum(0)
+        images = self.all_gather(self.images_seen).sum().clamp_min(1)
+        accuracy = float(self.accuracy.compute()) if self.accuracy.update_called else None
+        self.accuracy.reset()
+        if accuracy is not None:
+            self.log("test/acc", accuracy)
+        table = []
+        for j, (name, method) in enumerate(self.methods.items()):
+            row = {"method": name, "library": method.library}
+            for metric_name, metric in self.scores[name].items():
+                values = metric.compute()
+                for column in metric.columns:
+                    row[column] = float(values[column])
+                    self.log(f"test/{name}/{column}", row[column])
+                for extra, value in values.items():
+                    if extra not in metric.columns and value.numel() == 1:
+                        row[extra] = float(value)
+                metric.reset()
+            row["ms_per_image"] = 1000 * float(seconds[j] / images)
+            table.append(row)
+        self.table = table
+        self.test_accuracy = accuracy
+        self.examples = self._gather_examples()
+
+    def _gather_examples(self) -> list[dict]:
+        if not (dist.is_available() and dist.is_initialized()):
+            return sorted(self.examples, key=lambda e: e["index"])
+        gathered = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, self.examples)
+        unique = {e["index"]: e for part in gathered for e in part}
+        return [unique[i] for i in sorted(unique)]

@@ -1,0 +1,138 @@
+"""Explanation methods on a model whose answer is known, and methods refused where they do not apply."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn as nn
+
+from shapvision.attribution import ExplainedModel, UnsupportedBackbone, create_method
+from shapvision.models.masked_backbone import MaskedBackbone, pixel_mask
+from shapvision.modules import Classifier
+
+RELEVANT = 6  # the one patch the model looks at, of a 4 x 4 grid of 8 px patches
+
+
+class GridOnly(MaskedBackbone):
+    grid_size, patch_size, embed_dim = (4, 4), 8, 0
+
+
+class OnePatchClassifier(nn.Module):
+    """Logits = a small MLP of the pixels of patch ``RELEVANT`` alone; removed patches are zeroed."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = SimpleNamespace(backbone=GridOnly())
+        self.grid_size, self.num_patches = (4, 4), 16
+        self.hparams = SimpleNamespace(num_classes=3, img_size=32)
+        generator = torch.Generator().manual_seed(0)
+        self.hidden = nn.Linear(3 * 64, 16)
+        self.out = nn.Linear(16, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.3)
+
+    def forward(self, images, keep=None):
+        if keep is not None:
+            images = images * pixel_mask(keep, self.grid_size, 8).to(images.dtype)
+        row, col = divmod(RELEVANT, 4)
+        patch = images[:, :, 8 * row : 8 * row + 8, 8 * col : 8 * col + 8]
+        return self.out(torch.tanh(self.hidden(patch.flatten(1))))
+
+
+FAITHFUL = {
+    "saliency": {},
+    "integrated_gradients": {"n_steps": 16},
+    "smoothgrad": {"samples": 8},
+    "lrp": {},
+    "leave_one_out": {},
+    "kernelshap": {"budget": 128, "batch_size": 64},
+}
+
+
+@pytest.fixture(scope="module")
+def one_patch():
+    model = ExplainedModel(OnePatchClassifier(), "one-patch classifier")
+    images = torch.randn(12, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        target = model.logits(images).argmax(-1)
+    return model, images, target, torch.arange(12)
+
+
+@pytest.mark.parametrize("name", sorted(FAITHFUL))
+def test_faithful_methods_rank_the_only_relevant_patch_first(one_patch, name):
+    model, images, target, index = one_patch
+    method = create_method(name, model, **FAITHFUL[name])
+    values = method.explain(images, target, index).patches
+    assert values.shape == (12, 16)
+    # Signed methods may give the relevant patch a negative value, and RISE rates every patch around
+    # the mean score: the relevant patch is the one that stands out from the rest.
+    standout = (values - values.median(1, keepdim=True).values).abs()
+    assert (standout.argmax(1) == RELEVANT).all(), standout.argmax(1)
+
+
+def test_rise_singles_out_the_relevant_patch_on_average(one_patch):
+    """RISE's masks are bilinear and shifted, so neighbouring patches share part of the relevant patch's
+    signal and single images can tie; over the images the relevant patch stands out the most."""
+    model, images, target, index = one_patch
+    method = create_method("rise", model, num_masks=4000, cells=4, batch_size=1000)
+    values = method.explain(images, target, index).patches
+    standout = (values - values.median(1, keepdim=True).values).abs().mean(0)
+    assert standout.argmax() == RELEVANT
+    assert standout[RELEVANT] > 1.4 * standout.sort(descending=True).values[1]
+
+
+def test_random_ranks_the_relevant_patch_first_only_by_chance(one_patch):
+    model, _, _, _ = one_patch
+    images = torch.randn(400, 3, 32, 32)
+    method = create_method("random", model)
+    top = method.explain(
+        images, torch.zeros(400, dtype=torch.long), torch.arange(400)
+    ).patches.argmax(1)
+    assert (top == RELEVANT).float().mean() < 0.15  # chance: 1 / 16
+    again = method.explain(images[:5], torch.zeros(5, dtype=torch.long), torch.arange(5)).patches
+    torch.testing.assert_close(
+        again, method.explain(images[:5], torch.zeros(5, dtype=torch.long), torch.arange(5)).patches
+    )
+
+
+def tiny_classifier(backbone, **kwargs):
+    return ExplainedModel(
+        Classifier(backbone=backbone, num_classes=4, img_size=32, **kwargs).eval(), "checkpoint"
+    )
+
+
+def test_attention_methods_are_refused_on_a_resnet_naming_both():
+    model = tiny_classifier("resnet18")
+    for name in ("rollout", "attention_last", "game"):
+        with pytest.raises(
+            UnsupportedBackbone, match=rf"method '{name}' does not apply to .*TimmResNetBackbone"
+        ):
+            create_method(name, model)
+    with pytest.raises(ValueError, match=r"method 'svo' explains an SVO model .* is a Classifier"):
+        create_method("svo", model)
+    with pytest.raises(ValueError, match=r"unknown explanation method 'shap'.*known: .*kernelshap"):
+        create_method("shap", model)
+    with pytest.raises(ValueError, match=r"bad options for method 'rise'"):
+        create_method("rise", model, masks=10)
+
+
+def test_vit_attention_methods_read_the_cls_row_of_captured_attention():
+    model = tiny_classifier(
+        "vit_tiny_patch16_224",
+        backbone_kwargs={"patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
+    )
+    images = torch.randn(2, 3, 32, 32)
+    target = torch.tensor([0, 1])
+    last = create_method("attention_last", model).explain(images, target).patches
+    assert (
+        last.shape == (2, 16) and (last > 0).all() and (last.sum(1) < 1).all()
+    )  # CLS row minus itself
+    rollout = create_method("rollout", model, start_layer=0).explain(images, target).patches
+    assert rollout.shape == (2, 16) and (rollout > 0).all()
+    assert all(
+        block.attn.fused_attn == block.attn.fused_attn for block in model.backbone.model.blocks
+    )
+    for name in ("game", "gradcam", "eigencam"):
+        result = create_method(name, model).explain(images, target)
+        assert result.patches.shape == (2, 16) and torch.isfinite(result.patches).all()
