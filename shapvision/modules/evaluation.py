@@ -44,8 +44,8 @@ class Evaluation(ShapleyModule):
     def __init__(
         self,
         checkpoint: str,
-        methods: list[str] = list(DEFAULT_METHODS),
-        metrics: list[str] = list(DEFAULT_METRICS),
+        methods: tuple[str, ...] = DEFAULT_METHODS,
+        metrics: tuple[str, ...] = DEFAULT_METRICS,
         explainers: dict[str, str] | None = None,
         method_options: dict[str, dict] | None = None,
         metric_options: dict[str, dict] | None = None,
@@ -211,7 +211,7 @@ class Evaluation(ShapleyModule):
         table = []
         for j, (name, method) in enumerate(self.methods.items()):
             row = {"method": name, "library": method.library}
-            for metric_name, metric in self.scores[name].items():
+            for metric in self.scores[name].values():
                 values = metric.compute()
                 for column in metric.columns:
                     row[column] = float(values[column])
