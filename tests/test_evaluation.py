@@ -1,0 +1,186 @@
+"""The evaluation module: one table per run, DDP equal to one process, clear errors before compute."""
+
+import json
+
+import lightning as L
+import pytest
+import torch
+import yaml
+
+from shapvision.data import DigitsDataModule
+from shapvision.modules import Classifier, Evaluation
+
+from .test_pipeline import TINY_BACKBONE, cli
+
+ALL_METRICS = [
+    "shapley_accuracy",
+    "insertion_deletion_patches",
+    "insertion_deletion_pixels",
+    "aopc_lodds",
+    "saco",
+    "srg",
+    "localisation",
+    "segmentation",
+]
+METHODS = [
+    "random",
+    "rollout",
+    "game",
+    "gradcam",
+    "saliency",
+    "smoothgrad",
+    "rise",
+    "leave_one_out",
+    "kernelshap",
+]
+OPTIONS = {"rise": {"num_masks": 64}, "kernelshap": {"budget": 64}, "smoothgrad": {"samples": 4}}
+
+
+def save_checkpoint(module, path):
+    trainer = L.Trainer(accelerator="cpu", max_steps=0, logger=False, enable_checkpointing=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("evaluation")
+    torch.manual_seed(0)
+    vit = Classifier(
+        backbone="vit_tiny_patch16_224", backbone_kwargs=TINY_BACKBONE, num_classes=10, img_size=32
+    )
+    resnet = Classifier(backbone="resnet18", num_classes=10, img_size=32)
+    return {
+        "vit": save_checkpoint(vit, folder / "vit.ckpt"),
+        "resnet": save_checkpoint(resnet, folder / "resnet.ckpt"),
+        "folder": folder,
+    }
+
+
+def evaluation_config(folder, name, checkpoint, **trainer):
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "inference_mode": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "logger": {
+                "class_path": "lightning.pytorch.loggers.CSVLogger",
+                "init_args": {"save_dir": str(folder), "name": name, "version": ""},
+            },
+            "callbacks": [
+                "shapvision.callbacks.EvaluationTableWriter",
+                "shapvision.callbacks.HeatmapGridWriter",
+            ],
+            **trainer,
+        },
+        "data": {
+            "class_path": "shapvision.data.DigitsDataModule",
+            "init_args": {"test_fraction": 0.02, "eval_batch_size": 9, "ink_masks": True},
+        },
+        "model": {
+            "class_path": "shapvision.modules.Evaluation",
+            "init_args": {
+                "checkpoint": checkpoint,
+                "methods": METHODS,
+                "metrics": ALL_METRICS,
+                "method_options": OPTIONS,
+                "metric_options": {"shapley_accuracy": {"images": 6}},
+                "heatmap_images": 3,
+            },
+        },
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_evaluation_table_under_ddp_equals_one_process(checkpoints):
+    folder = checkpoints["folder"]
+    results, tables = {}, {}
+    for name, extra in (("single", {}), ("ddp", {"devices": 2, "strategy": "ddp"})):
+        config = evaluation_config(folder, name, checkpoints["vit"], **extra)
+        cli("test", "--config", str(config), cwd=folder)
+        results[name] = json.loads((folder / name / "test_metrics.json").read_text())
+        tables[name] = json.loads((folder / name / "evaluation.json").read_text())
+        assert (folder / name / "evaluation.md").is_file() and (
+            folder / name / "heatmaps.png"
+        ).is_file()
+    rows = tables["single"]["rows"]
+    assert [r["method"] for r in rows] == METHODS
+    for column in (
+        "shapley_pearson",
+        "insertion_patches",
+        "deletion_pixels",
+        "aopc",
+        "lodds",
+        "saco",
+        "srg",
+        "rma",
+        "rra",
+        "mIoU",
+        "mAP",
+        "pixel_accuracy",
+    ):
+        assert column in rows[0], column
+    assert results["single"].keys() == results["ddp"].keys() and len(results["single"]) > 100
+    for key, value in results["single"].items():
+        assert results["ddp"][key] == pytest.approx(value, abs=1e-5), key
+    # leave-one-out on N = 16 is close to the exact values of the same game; random is not
+    by_method = {r["method"]: r for r in rows}
+    assert (
+        by_method["leave_one_out"]["shapley_pearson"] > by_method["random"]["shapley_pearson"] + 0.3
+    )
+
+
+def test_bad_input_is_refused_before_compute_naming_the_option(checkpoints, tmp_path):
+    vit, resnet = checkpoints["vit"], checkpoints["resnet"]
+    with pytest.raises(
+        FileNotFoundError, match=r"model.init_args.checkpoint: checkpoint not found: .*nowhere.ckpt"
+    ):
+        Evaluation(str(tmp_path / "nowhere.ckpt"))
+    with pytest.raises(
+        ValueError, match=r"unknown explanation method 'shapley'.*model.init_args.methods"
+    ):
+        Evaluation(vit, methods=["shapley"])
+    with pytest.raises(ValueError, match=r"unknown metric 'auc'.*model.init_args.metrics"):
+        Evaluation(vit, metrics=["auc"])
+    with pytest.raises(
+        ValueError, match=r"method 'rollout' does not apply to .*resnet.ckpt.*TimmResNetBackbone"
+    ):
+        Evaluation(resnet, methods=["rollout"])
+    with pytest.raises(
+        ValueError,
+        match=r"model.init_args.explainers.fastshap: .* is a Classifier checkpoint, but one of Explainer",
+    ):
+        Evaluation(vit, explainers={"fastshap": resnet})
+    with pytest.raises(
+        ValueError, match=r"trained with num_classes=10, but the data has 37 classes"
+    ):
+        Evaluation(vit, num_classes=37)
+    with pytest.raises(ValueError, match=r"trained at img_size=32, but the data gives 224"):
+        Evaluation(vit, img_size=224)
+    bogus = tmp_path / "bogus.ckpt"
+    torch.save({"state_dict": {}}, bogus)
+    with pytest.raises(ValueError, match=r"not a shapvision checkpoint"):
+        Evaluation(str(bogus))
+
+
+def test_localisation_metrics_without_masks_and_inference_mode_are_refused(checkpoints):
+    module = Evaluation(checkpoints["vit"], methods=["random"], metrics=["localisation"])
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, inference_mode=False, enable_progress_bar=False
+    )
+    with pytest.raises(
+        ValueError, match=r"metrics \['localisation'\] need ground-truth masks.*ink_masks: true"
+    ):
+        trainer.test(module, datamodule=DigitsDataModule(test_fraction=0.02))
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    with pytest.raises(RuntimeError, match="set trainer.inference_mode: false"):
+        trainer.test(
+            Evaluation(checkpoints["vit"], methods=["random"], metrics=["aopc_lodds"]),
+            datamodule=DigitsDataModule(test_fraction=0.02),
+        )
