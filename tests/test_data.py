@@ -118,3 +118,60 @@ def test_an_all_dropped_batch_is_none_and_every_step_accepts_it():
         assert module.training_step(None, 0) is None
         assert module.validation_step(None, 0) is None
         assert module.predict_step(None, 0) is None
+
+
+def write_gtsegs_mat(path, images, masks):
+    """A tiny gtsegs_ijcv.mat in the real structure (MATLAB v7.3 references, column-major arrays)."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "w") as handle:
+        refs = handle.create_group("#refs#")
+        img_refs, gt_refs = [], []
+        for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
+            img_refs.append(refs.create_dataset(f"img{i}", data=np.asarray(image).transpose(2, 1, 0)).ref)
+            gt = refs.create_dataset(f"gt{i}", data=np.asarray(mask).transpose(1, 0))
+            holder = refs.create_dataset(f"gtref{i}", (1, 1), dtype=h5py.ref_dtype)
+            holder[0, 0] = gt.ref
+            gt_refs.append(holder.ref)
+        value = handle.create_group("value")
+        value.create_dataset("img", data=np.array(img_refs, dtype=h5py.ref_dtype).reshape(-1, 1))
+        value.create_dataset("gt", data=np.array(gt_refs, dtype=h5py.ref_dtype).reshape(-1, 1))
+
+
+def test_imagenet_segmentation_reads_the_mat_structure(tmp_path):
+    import numpy as np
+
+    from shapvision.data import ImageNetSegmentationDataModule
+
+    image = np.zeros((20, 30, 3), dtype=np.uint8)
+    image[:, :15] = 255  # left half white
+    mask = np.zeros((20, 30), dtype=np.uint8)
+    mask[:10] = 1  # top half is the object
+    write_gtsegs_mat(tmp_path / "gtsegs_ijcv.mat", [image, image[::-1]], [mask, mask[::-1]])
+    data = ImageNetSegmentationDataModule(str(tmp_path / "gtsegs_ijcv.mat"), img_size=16, batch_size=2, num_workers=0)
+    data.setup("test")
+    batch = next(iter(data.test_dataloader()))
+    assert batch["image"].shape == (2, 3, 16, 16) and batch["mask"].shape == (2, 16, 16)
+    assert batch["index"].tolist() == [0, 1] and "label" not in batch
+    assert batch["mask"][0, :8].all() and not batch["mask"][0, 8:].any()
+    left, right = batch["image"][0, :, :, :7], batch["image"][0, :, :, 9:]
+    assert left.min() > 0.999 and right.max() < -0.999  # (x - 0.5) / 0.5
+    with pytest.raises(ValueError, match="is an evaluation set"):
+        data.setup("fit")
+
+
+def test_imagenet_segmentation_bad_files_are_clear_errors(tmp_path):
+    import h5py
+
+    from shapvision.data import ImageNetSegmentationDataModule
+
+    with pytest.raises(FileNotFoundError, match=r"data.init_args.path .*missing.mat not found"):
+        ImageNetSegmentationDataModule(str(tmp_path / "missing.mat"))
+    (tmp_path / "text.mat").write_text("MATLAB 5.0 MAT-file")
+    with pytest.raises(ValueError, match="is not an HDF5 file"):
+        ImageNetSegmentationDataModule(str(tmp_path / "text.mat"))
+    with h5py.File(tmp_path / "other.mat", "w") as handle:
+        handle.create_dataset("images", data=[1, 2])
+    with pytest.raises(ValueError, match=r"has no /value/img and /value/gt; expected an HDF5"):
+        ImageNetSegmentationDataModule(str(tmp_path / "other.mat"))

@@ -3,5 +3,11 @@
 from shapvision.data.base import ShapleyDataModule
 from shapvision.data.digits import DigitsDataModule
 from shapvision.data.image_folder import ImageFolderDataModule
+from shapvision.data.imagenet_segmentation import ImageNetSegmentationDataModule
 
-__all__ = ["DigitsDataModule", "ImageFolderDataModule", "ShapleyDataModule"]
+__all__ = [
+    "DigitsDataModule",
+    "ImageFolderDataModule",
+    "ImageNetSegmentationDataModule",
+    "ShapleyDataModule",
+]
