@@ -175,3 +175,46 @@ def test_imagenet_segmentation_bad_files_are_clear_errors(tmp_path):
         handle.create_dataset("images", data=[1, 2])
     with pytest.raises(ValueError, match=r"has no /value/img and /value/gt; expected an HDF5"):
         ImageNetSegmentationDataModule(str(tmp_path / "other.mat"))
+
+
+def make_mura(root, patients=10, corrupt=False):
+    for split, count in (("train", patients), ("valid", 2)):
+        for p in range(count):
+            for study, outcome in ((1, "negative"), (2, "positive" if p % 2 else "negative")):
+                folder = root / split / "XR_WRIST" / f"patient{p:05d}" / f"study{study}_{outcome}"
+                folder.mkdir(parents=True)
+                for k in range(2):
+                    Image.new("L", (40, 30), color=60 * k).save(folder / f"image{k + 1}.png")
+    if corrupt:
+        (root / "train" / "XR_WRIST" / "patient00000" / "study1_negative" / "image1.png").write_bytes(b"x")
+    return root
+
+
+def test_mura_splits_by_patient_with_binary_study_labels(tmp_path):
+    from shapvision.data import MURADataModule
+
+    data = MURADataModule(str(make_mura(tmp_path / "MURA-v1.1")), img_size=16, num_workers=0, val_fraction=0.2)
+    assert data.num_classes == 2 and data.class_names == ["negative", "positive"]
+    data.setup()
+    patients = lambda dataset: {p for _, _, p in dataset.samples}  # noqa: E731
+    assert len(patients(data.val_set)) == 2 and len(patients(data.train_set)) == 8
+    assert not patients(data.val_set) & patients(data.train_set)
+    assert len(data.test_set) == 2 * 2 * 2
+    labels = [label for _, label, _ in data.train_set.samples + data.val_set.samples]
+    assert sum(labels) == 5 * 2  # odd patients have a positive second study of two images
+    sample = data.test_set[0]
+    assert sample[0].shape == (3, 16, 16)
+    again = MURADataModule(str(tmp_path / "MURA-v1.1"), img_size=16, num_workers=0, val_fraction=0.2)
+    again.setup()
+    assert patients(again.val_set) == patients(data.val_set)  # fixed by split_seed
+
+
+def test_mura_layout_errors_name_the_layout(tmp_path):
+    from shapvision.data import MURADataModule
+
+    (tmp_path / "m" / "train").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"has no valid/ folder; expected the MURA layout"):
+        MURADataModule(str(tmp_path / "m"))
+    (tmp_path / "m" / "valid").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"holds no study images"):
+        MURADataModule(str(tmp_path / "m"))
