@@ -129,7 +129,9 @@ def write_gtsegs_mat(path, images, masks):
         refs = handle.create_group("#refs#")
         img_refs, gt_refs = [], []
         for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
-            img_refs.append(refs.create_dataset(f"img{i}", data=np.asarray(image).transpose(2, 1, 0)).ref)
+            img_refs.append(
+                refs.create_dataset(f"img{i}", data=np.asarray(image).transpose(2, 1, 0)).ref
+            )
             gt = refs.create_dataset(f"gt{i}", data=np.asarray(mask).transpose(1, 0))
             holder = refs.create_dataset(f"gtref{i}", (1, 1), dtype=h5py.ref_dtype)
             holder[0, 0] = gt.ref
@@ -149,7 +151,9 @@ def test_imagenet_segmentation_reads_the_mat_structure(tmp_path):
     mask = np.zeros((20, 30), dtype=np.uint8)
     mask[:10] = 1  # top half is the object
     write_gtsegs_mat(tmp_path / "gtsegs_ijcv.mat", [image, image[::-1]], [mask, mask[::-1]])
-    data = ImageNetSegmentationDataModule(str(tmp_path / "gtsegs_ijcv.mat"), img_size=16, batch_size=2, num_workers=0)
+    data = ImageNetSegmentationDataModule(
+        str(tmp_path / "gtsegs_ijcv.mat"), img_size=16, batch_size=2, num_workers=0
+    )
     data.setup("test")
     batch = next(iter(data.test_dataloader()))
     assert batch["image"].shape == (2, 3, 16, 16) and batch["mask"].shape == (2, 16, 16)
@@ -186,14 +190,18 @@ def make_mura(root, patients=10, corrupt=False):
                 for k in range(2):
                     Image.new("L", (40, 30), color=60 * k).save(folder / f"image{k + 1}.png")
     if corrupt:
-        (root / "train" / "XR_WRIST" / "patient00000" / "study1_negative" / "image1.png").write_bytes(b"x")
+        (
+            root / "train" / "XR_WRIST" / "patient00000" / "study1_negative" / "image1.png"
+        ).write_bytes(b"x")
     return root
 
 
 def test_mura_splits_by_patient_with_binary_study_labels(tmp_path):
     from shapvision.data import MURADataModule
 
-    data = MURADataModule(str(make_mura(tmp_path / "MURA-v1.1")), img_size=16, num_workers=0, val_fraction=0.2)
+    data = MURADataModule(
+        str(make_mura(tmp_path / "MURA-v1.1")), img_size=16, num_workers=0, val_fraction=0.2
+    )
     assert data.num_classes == 2 and data.class_names == ["negative", "positive"]
     data.setup()
     patients = lambda dataset: {p for _, _, p in dataset.samples}  # noqa: E731
@@ -204,7 +212,9 @@ def test_mura_splits_by_patient_with_binary_study_labels(tmp_path):
     assert sum(labels) == 5 * 2  # odd patients have a positive second study of two images
     sample = data.test_set[0]
     assert sample[0].shape == (3, 16, 16)
-    again = MURADataModule(str(tmp_path / "MURA-v1.1"), img_size=16, num_workers=0, val_fraction=0.2)
+    again = MURADataModule(
+        str(tmp_path / "MURA-v1.1"), img_size=16, num_workers=0, val_fraction=0.2
+    )
     again.setup()
     assert patients(again.val_set) == patients(data.val_set)  # fixed by split_seed
 

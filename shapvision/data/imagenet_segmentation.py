@@ -33,7 +33,9 @@ def check_structure(path: Path) -> int:
     try:
         with h5py.File(path, "r") as handle:
             if "value/img" not in handle or "value/gt" not in handle:
-                raise ValueError(f"data.init_args.path {path} has no /value/img and /value/gt; expected {STRUCTURE}")
+                raise ValueError(
+                    f"data.init_args.path {path} has no /value/img and /value/gt; expected {STRUCTURE}"
+                )
             images, masks = handle["value/img"], handle["value/gt"]
             if images.shape[0] != masks.shape[0] or images.dtype != h5py.ref_dtype:
                 raise ValueError(
@@ -42,7 +44,9 @@ def check_structure(path: Path) -> int:
                 )
             return images.shape[0]
     except OSError as err:
-        raise ValueError(f"data.init_args.path {path} is not an HDF5 file ({err}); expected {STRUCTURE}") from err
+        raise ValueError(
+            f"data.init_args.path {path} is not an HDF5 file ({err}); expected {STRUCTURE}"
+        ) from err
 
 
 class GTSegmentationDataset(Dataset):
@@ -68,9 +72,17 @@ class GTSegmentationDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         handle = self._file()
         image = np.array(handle[handle["value/img"][index, 0]]).transpose(2, 1, 0)  # (H, W, 3)
-        mask = np.array(handle[handle[handle["value/gt"][index, 0]][0, 0]]).transpose(1, 0)  # (H, W)
+        mask = np.array(handle[handle[handle["value/gt"][index, 0]][0, 0]]).transpose(
+            1, 0
+        )  # (H, W)
         size = (self.img_size, self.img_size)
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255).unsqueeze(0)
+        x = (
+            torch.from_numpy(np.ascontiguousarray(image))
+            .permute(2, 0, 1)
+            .float()
+            .div(255)
+            .unsqueeze(0)
+        )
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)[0]
         m = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None]
         m = F.interpolate(m, size=size, mode="nearest")[0, 0] > 0
@@ -89,7 +101,12 @@ class ImageNetSegmentationDataModule(ShapleyDataModule):
         std: tuple[float, float, float] = (0.5, 0.5, 0.5),
         eval_batch_size: int | None = None,
     ):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, img_size=img_size, eval_batch_size=eval_batch_size)
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            img_size=img_size,
+            eval_batch_size=eval_batch_size,
+        )
         self.path = Path(os.path.expandvars(str(path))).expanduser()
         self.length = check_structure(self.path)
         self._num_classes, self.mean, self.std = num_classes, tuple(mean), tuple(std)
@@ -104,6 +121,10 @@ class ImageNetSegmentationDataModule(ShapleyDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in ("fit", "validate"):
-            raise ValueError("ImageNetSegmentationDataModule is an evaluation set: use it with `shapvision test`")
+            raise ValueError(
+                "ImageNetSegmentationDataModule is an evaluation set: use it with `shapvision test`"
+            )
         if self.test_set is None:
-            self.test_set = GTSegmentationDataset(self.path, self.length, self.img_size, self.mean, self.std)
+            self.test_set = GTSegmentationDataset(
+                self.path, self.length, self.img_size, self.mean, self.std
+            )

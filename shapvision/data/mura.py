@@ -25,7 +25,9 @@ def mura_samples(split_dir: Path) -> list[tuple[Path, int, str]]:
     for path in sorted(split_dir.glob("XR_*/patient*/study*/*.png")):
         study = path.parent.name
         if not study.endswith(("_positive", "_negative")):
-            raise ValueError(f"{path.parent} is not named study<n>_positive or _negative; expected {LAYOUT}")
+            raise ValueError(
+                f"{path.parent} is not named study<n>_positive or _negative; expected {LAYOUT}"
+            )
         samples.append((path, int(study.endswith("_positive")), path.parent.parent.name))
     return samples
 
@@ -74,21 +76,34 @@ class MURADataModule(ImageFolderDataModule):
     def _check_layout(self) -> list[str]:
         root = self.root
         if not root.is_dir():
-            raise FileNotFoundError(f"data.init_args.root {root} does not exist; expected the MURA layout {LAYOUT}")
+            raise FileNotFoundError(
+                f"data.init_args.root {root} does not exist; expected the MURA layout {LAYOUT}"
+            )
         for split in ("train", "valid"):
             if not (root / split).is_dir():
-                raise FileNotFoundError(f"data.init_args.root {root} has no {split}/ folder; expected the MURA layout {LAYOUT}")
-        self.train_samples, self.test_samples = mura_samples(root / "train"), mura_samples(root / "valid")
+                raise FileNotFoundError(
+                    f"data.init_args.root {root} has no {split}/ folder; expected the MURA layout {LAYOUT}"
+                )
+        self.train_samples, self.test_samples = (
+            mura_samples(root / "train"),
+            mura_samples(root / "valid"),
+        )
         for split, samples in (("train", self.train_samples), ("valid", self.test_samples)):
             if not samples:
-                raise FileNotFoundError(f"{root / split} holds no study images; expected the MURA layout {LAYOUT}")
+                raise FileNotFoundError(
+                    f"{root / split} holds no study images; expected the MURA layout {LAYOUT}"
+                )
         return list(CLASSES)
 
     def patient_split(self) -> tuple[list[int], list[int]]:
         """Indices of ``train_samples`` for train and val: whole patients, a fixed random fraction to val."""
         patients = sorted({patient for _, _, patient in self.train_samples})
-        order = torch.randperm(len(patients), generator=torch.Generator().manual_seed(self.split_seed)).tolist()
-        val_patients = {patients[i] for i in order[: max(1, round(self.val_fraction * len(patients)))]}
+        order = torch.randperm(
+            len(patients), generator=torch.Generator().manual_seed(self.split_seed)
+        ).tolist()
+        val_patients = {
+            patients[i] for i in order[: max(1, round(self.val_fraction * len(patients)))]
+        }
         train = [i for i, (_, _, p) in enumerate(self.train_samples) if p not in val_patients]
         val = [i for i, (_, _, p) in enumerate(self.train_samples) if p in val_patients]
         return train, val
@@ -97,6 +112,10 @@ class MURADataModule(ImageFolderDataModule):
         if self.train_set is not None:
             return
         train, val = self.patient_split()
-        self.train_set = MURAImages([self.train_samples[i] for i in train], self._transform(True), self.skipped)
-        self.val_set = MURAImages([self.train_samples[i] for i in val], self._transform(False), self.skipped)
+        self.train_set = MURAImages(
+            [self.train_samples[i] for i in train], self._transform(True), self.skipped
+        )
+        self.val_set = MURAImages(
+            [self.train_samples[i] for i in val], self._transform(False), self.skipped
+        )
         self.test_set = MURAImages(self.test_samples, self._transform(False), self.skipped)

@@ -1,0 +1,157 @@
+"""Lay out the datasets of the seeds' tables from their official archives, in the layouts the data modules read.
+
+    python data/layout_datasets.py imagenette imagenette2.tgz              OUT   # train/ val/ (use test_from_val)
+    python data/layout_datasets.py pets images.tar.gz                      OUT   # train/ val/ test/, 80/10/10 per breed, seed 44
+    python data/layout_datasets.py mura MURA-v1.1.zip                      OUT   # OUT/train, OUT/valid (MURADataModule)
+    python data/layout_datasets.py imagenet ILSVRC2012_img_train.tar OUT --val ILSVRC2012_img_val.tar --val-labels LOC_val_solution.csv
+
+Nothing is downloaded: point it at archives fetched on a machine with network access. Existing
+files in OUT are kept (rerunning resumes); an archive that is not what it should be stops the script
+with a message naming the file and what was expected.
+"""
+
+import argparse
+import csv
+import io
+import random
+import re
+import sys
+import tarfile
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+
+IMAGE = re.compile(r"\.(jpe?g|png)$", re.IGNORECASE)
+
+
+def fail(message: str) -> None:
+    sys.exit(f"layout_datasets: {message}")
+
+
+def write(target: Path, data: bytes) -> None:
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def tar_members(archive: Path):
+    """(name, bytes) of every regular file in a tar archive (any compression)."""
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            if member.isfile():
+                yield member.name, tar.extractfile(member).read()
+
+
+def imagenette(archive: Path, out: Path) -> int:
+    count = 0
+    for name, data in tar_members(archive):
+        parts = Path(name).parts
+        if len(parts) >= 4 and parts[-3] in ("train", "val") and IMAGE.search(name):
+            write(out / parts[-3] / parts[-2] / parts[-1], data)
+            count += 1
+    if not count:
+        fail(f"{archive} has no <top>/train|val/<wnid>/<image>: is it the fast.ai imagenette2 archive?")
+    return count
+
+
+def pets(archive: Path, out: Path, seed: int = 44) -> int:
+    by_breed = defaultdict(list)
+    for name, data in tar_members(archive):
+        match = re.fullmatch(r"(?:.*/)?images/(.+)_(\d+)\.jpg", name)
+        if match:
+            by_breed[match.group(1)].append((f"{match.group(1)}_{match.group(2)}.jpg", data))
+    if not by_breed:
+        fail(f"{archive} has no images/<Breed_Name>_<n>.jpg: is it the Oxford-IIIT Pets images.tar.gz?")
+    rng = random.Random(seed)
+    for breed, items in sorted(by_breed.items()):
+        items.sort()
+        rng.shuffle(items)
+        n_train, n_val = int(0.8 * len(items)), int(0.1 * len(items))
+        for i, (file, data) in enumerate(items):
+            split = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+            write(out / split / breed / file, data)
+    return sum(len(v) for v in by_breed.values())
+
+
+def mura(archive: Path, out: Path) -> int:
+    count = 0
+    with zipfile.ZipFile(archive) as handle:
+        for name in handle.namelist():
+            match = re.search(r"(train|valid)/(XR_[A-Z]+/patient\d+/study\d+_(?:positive|negative)/[^/]+\.png)$", name)
+            if match:
+                write(out / match.group(1) / match.group(2), handle.read(name))
+                count += 1
+    if not count:
+        fail(f"{archive} has no train|valid/XR_*/patient*/study*_positive|negative/*.png: is it MURA-v1.1.zip?")
+    return count
+
+
+def read_val_labels(path: Path) -> dict[str, str]:
+    """Validation image stem -> synset, from Kaggle's LOC_val_solution.csv or a 'file wnid' text file."""
+    labels = {}
+    text = path.read_text()
+    if text.startswith("ImageId"):
+        for row in csv.DictReader(io.StringIO(text)):
+            labels[row["ImageId"]] = row["PredictionString"].split()[0]
+    else:
+        for line in text.split("\n"):
+            if line.strip():
+                file, wnid = line.split()[:2]
+                labels[Path(file).stem] = wnid
+    if not labels:
+        fail(f"{path} holds no validation labels (ImageId,PredictionString CSV or 'file wnid' lines)")
+    return labels
+
+
+def imagenet(train_archive: Path, out: Path, val_archive: Path | None, val_labels: Path | None) -> int:
+    count = 0
+    with tarfile.open(train_archive) as outer:
+        for member in outer:
+            if not (member.isfile() and member.name.endswith(".tar")):
+                continue
+            wnid = Path(member.name).stem
+            with tarfile.open(fileobj=outer.extractfile(member)) as inner:
+                for image in inner:
+                    if image.isfile():
+                        write(out / "train" / wnid / Path(image.name).name, inner.extractfile(image).read())
+                        count += 1
+    if not count:
+        fail(f"{train_archive} holds no per-synset .tar files: is it ILSVRC2012_img_train.tar?")
+    if val_archive is not None:
+        if val_labels is None:
+            fail("--val needs --val-labels (LOC_val_solution.csv or a 'file wnid' list) to sort images by synset")
+        labels = read_val_labels(val_labels)
+        for name, data in tar_members(val_archive):
+            stem = Path(name).stem
+            if stem not in labels:
+                fail(f"{val_labels} has no label for {name}")
+            write(out / "val" / labels[stem] / Path(name).name, data)
+            count += 1
+    return count
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", choices=["imagenette", "pets", "mura", "imagenet"])
+    parser.add_argument("archive", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--val", type=Path, help="imagenet: ILSVRC2012_img_val.tar")
+    parser.add_argument("--val-labels", type=Path, help="imagenet: LOC_val_solution.csv or 'file wnid' lines")
+    parser.add_argument("--seed", type=int, default=44, help="pets: split seed (ViT-Shapley: 44)")
+    args = parser.parse_args(argv)
+    for path in (args.archive, args.val, args.val_labels):
+        if path is not None and not path.is_file():
+            fail(f"{path} not found")
+    if args.dataset == "imagenette":
+        count = imagenette(args.archive, args.out)
+    elif args.dataset == "pets":
+        count = pets(args.archive, args.out, args.seed)
+    elif args.dataset == "mura":
+        count = mura(args.archive, args.out)
+    else:
+        count = imagenet(args.archive, args.out, args.val, args.val_labels)
+    print(f"{args.dataset}: {count} images laid out under {args.out}")
+
+
+if __name__ == "__main__":
+    main()

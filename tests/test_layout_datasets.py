@@ -1,0 +1,111 @@
+"""data/layout_datasets.py on tiny archives in the official structures; the data modules read the result."""
+
+import io
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from shapvision.data import ImageFolderDataModule, MURADataModule
+
+SCRIPT = Path(__file__).resolve().parents[1] / "data" / "layout_datasets.py"
+
+
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 20), (10, 200, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_imagenette_and_pets_archives_become_image_folders(tmp_path):
+    with tarfile.open(tmp_path / "imagenette2.tgz", "w:gz") as tar:
+        for split in ("train", "val"):
+            for wnid in ("n01440764", "n02102040"):
+                for k in range(2):
+                    add(tar, f"imagenette2/{split}/{wnid}/{wnid}_{k}.JPEG", png())
+    assert run("imagenette", tmp_path / "imagenette2.tgz", tmp_path / "nette").returncode == 0
+    data = ImageFolderDataModule(
+        str(tmp_path / "nette"), img_size=16, num_workers=0, test_from_val=True
+    )
+    assert data.class_names == ["n01440764", "n02102040"]
+
+    with tarfile.open(tmp_path / "images.tar.gz", "w:gz") as tar:
+        for breed in ("Abyssinian", "american_bulldog"):
+            for k in range(1, 21):
+                add(tar, f"images/{breed}_{k}.jpg", png())
+        add(tar, "images/README.txt", b"not an image")
+    result = run("pets", tmp_path / "images.tar.gz", tmp_path / "pets")
+    assert result.returncode == 0, result.stderr
+    counts = {
+        split: len(list((tmp_path / "pets" / split / "Abyssinian").iterdir()))
+        for split in ("train", "val", "test")
+    }
+    assert counts == {"train": 16, "val": 2, "test": 2}
+    data = ImageFolderDataModule(str(tmp_path / "pets"), img_size=16, num_workers=0)
+    assert data.class_names == ["Abyssinian", "american_bulldog"] and data.has_test_dir
+
+
+def test_mura_and_imagenet_archives(tmp_path):
+    with zipfile.ZipFile(tmp_path / "MURA-v1.1.zip", "w") as handle:
+        for split in ("train", "valid"):
+            for p in range(3):
+                handle.writestr(
+                    f"MURA-v1.1/{split}/XR_HAND/patient{p:05d}/study1_{'positive' if p else 'negative'}/image1.png",
+                    png(),
+                )
+        handle.writestr("MURA-v1.1/train_image_paths.csv", "x")
+    assert run("mura", tmp_path / "MURA-v1.1.zip", tmp_path / "mura").returncode == 0
+    assert MURADataModule(str(tmp_path / "mura"), num_workers=0, val_fraction=0.34).num_classes == 2
+
+    synsets = ("n01440764", "n01443537")
+    with tarfile.open(tmp_path / "ILSVRC2012_img_train.tar", "w") as outer:
+        for wnid in synsets:
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w") as inner:
+                add(inner, f"{wnid}_1.JPEG", png())
+            add(outer, f"{wnid}.tar", buffer.getvalue())
+    with tarfile.open(tmp_path / "ILSVRC2012_img_val.tar", "w") as tar:
+        for i in (1, 2):
+            add(tar, f"ILSVRC2012_val_{i:08d}.JPEG", png())
+    (tmp_path / "LOC_val_solution.csv").write_text(
+        "ImageId,PredictionString\nILSVRC2012_val_00000001,n01443537 1 2 3 4\nILSVRC2012_val_00000002,n01440764 1 2 3 4\n"
+    )
+    result = run(
+        "imagenet",
+        tmp_path / "ILSVRC2012_img_train.tar",
+        tmp_path / "imagenet",
+        "--val",
+        tmp_path / "ILSVRC2012_img_val.tar",
+        "--val-labels",
+        tmp_path / "LOC_val_solution.csv",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "imagenet" / "val" / "n01443537" / "ILSVRC2012_val_00000001.JPEG").is_file()
+    assert ImageFolderDataModule(str(tmp_path / "imagenet"), num_workers=0).class_names == list(
+        synsets
+    )
+
+
+@pytest.mark.parametrize("dataset", ["imagenette", "pets"])
+def test_a_wrong_archive_is_named(tmp_path, dataset):
+    with tarfile.open(tmp_path / "other.tar", "w") as tar:
+        add(tar, "something/else.txt", b"x")
+    result = run(dataset, tmp_path / "other.tar", tmp_path / "out")
+    assert result.returncode != 0 and "other.tar has no" in result.stderr
+    assert "not found" in run(dataset, tmp_path / "missing.tgz", tmp_path / "out").stderr
