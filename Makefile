@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/shapley_core.py
 	$(BENCH_ENV) $(BIN)/python benchmarks/masked_forward.py
 	$(BENCH_ENV) $(BIN)/python benchmarks/svo_step.py
+	$(BENCH_ENV) $(BIN)/python benchmarks/insertion_deletion.py
 
 SV := $(BIN)/shapvision
 DIGITS := --config experiments/digits/trainer.yaml

@@ -2,6 +2,8 @@
 
 import argparse
 import platform
+import statistics
+import time
 
 import torch
 
@@ -21,3 +23,15 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so wall-clock timings cover it."""
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def timed(fn, repeats: int, device: torch.device) -> float:
+    """Median wall time of ``repeats`` calls, after one warm-up call (kernels, allocators)."""
+    timings = []
+    for _ in range(repeats + 1):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings[1:])

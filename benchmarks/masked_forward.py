@@ -10,25 +10,12 @@ the same inputs and masks, alternating, and the median of ``--repeats`` timings 
 
 import argparse
 import functools
-import statistics
-import time
 
 import torch
-from device import add_device_options, device_name, synchronize
+from device import add_device_options, device_name, timed
 
 from shapvision.models import create_backbone
 from shapvision.shapley import ShapleyKernelSampler, UniformSizeSampler
-
-
-def timed(fn, repeats, device):
-    timings = []
-    for _ in range(repeats + 1):  # the first run warms up kernels and allocators
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings[1:])
 
 
 def masks_for(kind, num_patches, count, generator, device):
