@@ -89,7 +89,7 @@ def test_lambda_zero_is_a_plain_classifier(monkeypatch):
 
     monkeypatch.setattr(module.net, "masked_logits", no_masked_forward)
     images, labels = torch.randn(8, 3, 32, 32), torch.randint(5, (8,))
-    loss = module.training_step((images, labels), 0)
+    loss = module.training_step({"image": images, "label": labels}, 0)
     grads = torch.autograd.grad(loss, list(module.net.parameters()), allow_unused=True)
     expected = F.cross_entropy(module.net(images).sum(1), labels)
     expected_grads = torch.autograd.grad(expected, list(module.net.parameters()), allow_unused=True)
@@ -117,7 +117,7 @@ def test_one_unpaired_mask_per_image_runs_half_the_patches_when_balanced(monkeyp
     monkeypatch.setattr(module.net, "masked_logits", recording_masked_logits)
     images, labels = torch.randn(8, 3, 32, 32), torch.randint(5, (8,))
     for _ in range(4):
-        module.training_step((images, labels), 0)
+        module.training_step({"image": images, "label": labels}, 0)
     half = 8 * module.num_patches // 2
     assert (kept == [half] * 4) == balance
 
