@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 
-.PHONY: install test test-slow lint bench demo clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets \
+.PHONY: install test test-slow lint bench demo clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets vitshapley-mura \
+	table-svo-faithfulness table-svo-segmentation table-salvage table-vitshapley salvage-explainer-pets salvage-explainer-imagenette salvage-explainer-mura \
 	svo-vit-digits svo-ablation-digits svo-vit-imagenet svo-resnet-imagenet classifier-vit-imagenet classifier-resnet-imagenet
 
 install: $(STAMP)
@@ -79,11 +80,35 @@ svo-ablation-digits: $(STAMP)
 	done
 	$(BIN)/python -m shapvision.svo_ablation --runs runs/digits/svo_ablation --out docs/svo_ablation.md
 
-# All three objectives on the same surrogate, one comparison table (no time target).
-compare-digits: vitshapley-digits
-	$(call stage,explainer_simshap)
-	$(call stage,explainer_salvage)
-	$(BIN)/python -m shapvision.report --runs runs/digits --out runs/compare-digits --explainers explainer_fastshap explainer_simshap explainer_salvage
+# Trained digits checkpoints as file targets: `make compare-digits` after `make demo` reuses them and
+# trains only what is missing (or older than the stage it is built from).
+runs/digits/%/best.ckpt: | $(STAMP)
+	$(call stage,$*)
+runs/digits/surrogate/best.ckpt: runs/digits/classifier/best.ckpt
+runs/digits/explainer_fastshap/best.ckpt runs/digits/explainer_simshap/best.ckpt runs/digits/explainer_salvage/best.ckpt: runs/digits/surrogate/best.ckpt
+DIGITS_CHECKPOINTS := $(foreach s,explainer_fastshap explainer_simshap explainer_salvage svo_vit,runs/digits/$(s)/best.ckpt)
+
+# The full digits table: every method x every metric, for the surrogate (explained by the three
+# trained explainers and every post-hoc baseline) and for SVO-ViT; ink masks for localisation.
+TABLES := $(BIN)/python -m shapvision.tables
+compare-digits: $(DIGITS_CHECKPOINTS)
+	$(TABLES) compare-digits --out runs/compare-digits
+
+# The seeds' tables at full size (GPU) from trained runs under CKPTS (default runs/imagenet, or the
+# folder holding pets/ imagenette/ mura/ runs) and datasets under DATA; ARGS go to every `shapvision test`.
+CKPTS ?= runs/imagenet
+define table
+	@test -n "$(DATA)" || { echo "usage: make $@ DATA=/path/to/datasets [CKPTS=runs/...] [ARGS='--trainer.devices 8']"; exit 2; }
+	$(TABLES) $(1) --data $(DATA) --checkpoints $(CKPTS) -- $(ARGS)
+endef
+table-svo-faithfulness: $(STAMP)
+	$(call table,svo-faithfulness)
+table-svo-segmentation: $(STAMP)
+	$(call table,svo-segmentation)
+table-salvage: $(STAMP)
+	$(call table,salvage)
+table-vitshapley: $(STAMP)
+	$(call table,vitshapley)
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache
@@ -105,6 +130,14 @@ vitshapley-imagenette: $(STAMP)
 
 vitshapley-pets: $(STAMP)
 	$(call folder_pipeline,pets)
+
+vitshapley-mura: $(STAMP)
+	$(call folder_pipeline,mura)
+
+# The Salvage explainer on a pipeline's surrogate (for `make table-salvage`): make salvage-explainer-pets DATA=...
+salvage-explainer-%: $(STAMP)
+	@test -n "$(DATA)" || { echo "usage: make $@ DATA=/path/to/dataset (after make vitshapley-$*)"; exit 2; }
+	$(SV) fit --config experiments/$*/trainer.yaml --config experiments/$*/explainer_salvage.yaml --data.init_args.root $(DATA)
 
 # SVO on ImageNet (GPU), each run fit then test on val/; the plain classifiers are the accuracy baselines:
 #   make svo-vit-imagenet DATA=/data/imagenet WEIGHTS=/models/vit_base_patch16_224.safetensors

@@ -36,17 +36,25 @@ def per_step_curves(model: ExplainedModel, images, target, attribution):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backbone", default="vit_base_patch16_224")
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--images", type=int, default=1)
-    parser.add_argument("--chunk", type=int, default=512, help="masked samples per forward in the packed path")
+    parser.add_argument(
+        "--chunk", type=int, default=512, help="masked samples per forward in the packed path"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     add_device_options(parser)
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     torch.manual_seed(0)
-    module = Classifier(backbone=args.backbone, num_classes=1000, img_size=args.img_size).eval().to(device, dtype)
+    module = (
+        Classifier(backbone=args.backbone, num_classes=1000, img_size=args.img_size)
+        .eval()
+        .to(device, dtype)
+    )
     model = ExplainedModel(module, args.backbone)
     images = torch.randn(args.images, 3, args.img_size, args.img_size, device=device, dtype=dtype)
     with torch.no_grad():
@@ -55,16 +63,27 @@ def main():
         batch = ExplanationBatch(images, target, torch.arange(args.images), model, chunk=args.chunk)
         packed = packed_curves(batch, attribution)
         reference = per_step_curves(model, images, target, attribution)
-        difference = max(float((a.float() - b.float()).abs().max()) for a, b in zip(packed, reference, strict=True))
+        difference = max(
+            float((a.float() - b.float()).abs().max())
+            for a, b in zip(packed, reference, strict=True)
+        )
         t_packed = timed(lambda: packed_curves(batch, attribution), args.repeats, device)
-        t_steps = timed(lambda: per_step_curves(model, images, target, attribution), args.repeats, device)
+        t_steps = timed(
+            lambda: per_step_curves(model, images, target, attribution), args.repeats, device
+        )
     n = model.num_patches
-    print(f"# insertion/deletion curves, {args.backbone} at {args.img_size} ({n} patches), {args.images} image(s), "
-          f"{args.dtype}, {device_name(device)}")
+    print(
+        f"# insertion/deletion curves, {args.backbone} at {args.img_size} ({n} patches), {args.images} image(s), "
+        f"{args.dtype}, {device_name(device)}"
+    )
     print("| path | seconds / image | ratio |")
     print("|---|---|---|")
-    print(f"| per-step full-image forwards (attention masking, 2 x {n + 1}) | {t_steps / args.images:.3f} | 1.00x |")
-    print(f"| packed token dropping, one pass | {t_packed / args.images:.3f} | {t_steps / t_packed:.2f}x |")
+    print(
+        f"| per-step full-image forwards (attention masking, 2 x {n + 1}) | {t_steps / args.images:.3f} | 1.00x |"
+    )
+    print(
+        f"| packed token dropping, one pass | {t_packed / args.images:.3f} | {t_steps / t_packed:.2f}x |"
+    )
     print(f"max |curve difference| = {difference:.2e}")
 
 

@@ -75,10 +75,16 @@ def test_image_folder_layout_errors_show_the_expected_layout(tmp_path):
 
 def test_image_folder_test_split_from_val_is_a_fixed_half(tmp_path):
     root = make_folder(tmp_path, per_class=5)
-    data = ImageFolderDataModule(str(root), img_size=16, test_from_val=True, num_workers=0)
+    data = ImageFolderDataModule(
+        str(root), img_size=16, test_from_val=True, num_workers=0, eval_batch_size=3
+    )
     data.setup()
     assert len(data.val_set) == 5 and len(data.test_set) == 5
     assert not set(data.val_set.indices) & set(data.test_set.indices)
+    batches = list(
+        data.test_dataloader()
+    )  # a Subset split still yields dict batches indexed by position
+    assert torch.cat([b["index"] for b in batches]).tolist() == [0, 1, 2, 3, 4]
 
 
 def test_a_batch_that_loses_images_keeps_every_other_index(tmp_path):

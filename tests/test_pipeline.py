@@ -316,3 +316,25 @@ def test_predict_writes_values_and_overlays_per_image(stages, tmp_path):
     with torch.no_grad():
         expected = explainer.explain(data.predict_set[index]["image"].unsqueeze(0))[0]
     np.testing.assert_allclose(np.load(tmp_path / "out" / "green.npy"), expected.numpy(), atol=1e-6)
+
+
+def test_a_stage_built_inside_a_cli_module_keeps_its_own_hyperparameters(stages, tmp_path):
+    """LightningCLI passes the outer module's options to every module built while it is built."""
+    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
+
+    from shapvision.modules.checkpoints import load_module
+
+    options = {
+        "surrogate_checkpoint": str(stages / "surrogate" / "best.ckpt"),
+        "num_classes": 10,
+        "img_size": 32,
+    }
+    given = {**Explainer(**options).hparams, "objective": "fastshap"}
+    with _given_hyperparameters_context(given, "lightning.pytorch.cli.instantiate_module"):
+        explainer = Explainer(**options)
+        surrogate = load_module(str(stages / "surrogate" / "best.ckpt"), "option")
+    assert (
+        "objective" not in explainer.surrogate.hparams
+        and "classifier_hparams" in explainer.surrogate.hparams
+    )
+    assert "objective" not in surrogate.hparams and surrogate.hparams.num_classes == 10

@@ -38,8 +38,9 @@ class IndexedSplit(Dataset):
         return sample
 
     def __getattr__(self, name):
-        # Split-level facts (``paths`` of a predict folder, ``classes``) stay reachable through the wrapper.
-        if name == "dataset":
+        # Split-level facts (``paths`` of a predict folder, ``samples``) stay reachable through the wrapper;
+        # protocol names stay the wrapper's own (a forwarded ``__getitems__`` would bypass ``__getitem__``).
+        if name == "dataset" or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 

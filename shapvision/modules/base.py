@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 
 RANK_SEED_STRIDE = 1_000_003
 
@@ -88,6 +89,23 @@ class ShapleyModule(L.LightningModule):
         skipped = getattr(datamodule, "num_skipped", None)
         if skipped is not None:
             self.log("data/skipped_images", float(skipped), rank_zero_only=True)
+
+
+def construct_nested(build, *args, **kwargs):
+    """``build(*args, **kwargs)`` (a module class or a loader) from inside another module's ``__init__``,
+    with the built module's own hyperparameters.
+
+    ``save_hyperparameters`` would otherwise take another module's options: under LightningCLI, Lightning
+    hands the CLI's model hyperparameters (a context variable) to every module constructed while the
+    outer one is built; and without it, Lightning's frame walk merges the init arguments of every
+    enclosing ``__init__`` frame of a LightningModule. Clearing the variable and calling from this
+    plain function's frame stops both.
+    """
+    token = _given_hyperparameters.set(None)
+    try:
+        return build(*args, **kwargs)
+    finally:
+        _given_hyperparameters.reset(token)
 
 
 def load_stage(cls, path: str | None, option: str):

@@ -1,9 +1,11 @@
 """Load any trained module of the suite from its checkpoint alone, by the kind recorded in it."""
 
+import os
 from pathlib import Path
 
 import torch
 
+from shapvision.modules.base import construct_nested
 from shapvision.modules.classifier import Classifier
 from shapvision.modules.explainer import Explainer
 from shapvision.modules.surrogate import Surrogate
@@ -12,8 +14,13 @@ from shapvision.modules.svo_classifier import SVOClassifier
 MODULES = {cls.__name__: cls for cls in (Classifier, Surrogate, Explainer, SVOClassifier)}
 
 
+def resolve(path: str) -> Path:
+    """``$VARIABLES`` and ``~`` expanded, as in every path option of the suite."""
+    return Path(os.path.expandvars(str(path))).expanduser()
+
+
 def checkpoint_kind(path: str, option: str) -> str:
-    file = Path(path).expanduser()
+    file = resolve(path)
     if not file.is_file():
         raise FileNotFoundError(
             f"{option}: checkpoint not found: {file}; train that run first or fix the path"
@@ -35,4 +42,6 @@ def load_module(path: str, option: str, kinds: tuple[str, ...] = tuple(MODULES))
         raise ValueError(
             f"{option}: {path} is a {kind} checkpoint, but one of {', '.join(kinds)} is needed"
         )
-    return MODULES[kind].load_from_checkpoint(Path(path).expanduser(), map_location="cpu").eval()
+    return construct_nested(
+        MODULES[kind].load_from_checkpoint, resolve(path), map_location="cpu"
+    ).eval()

@@ -18,6 +18,7 @@ from shapvision.modules.base import (
     ShapleyModule,
     TaggedCheckpointMixin,
     check_compatible,
+    construct_nested,
     load_stage,
 )
 from shapvision.modules.explanation_evaluation import ExplanationEvaluation
@@ -84,7 +85,9 @@ class Explainer(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule):
         check_compatible(SURROGATE_OPTION, surrogate_hparams, num_classes, img_size)
         self.save_hyperparameters()
         self.hparams["surrogate_hparams"] = dict(surrogate_hparams)
-        surrogate = Surrogate(**{**surrogate_hparams, "classifier_checkpoint": None})
+        surrogate = construct_nested(
+            Surrogate, **{**surrogate_hparams, "classifier_checkpoint": None}
+        )
         if state is not None:
             surrogate.load_state_dict(state)
         self.surrogate = surrogate.requires_grad_(False).eval()

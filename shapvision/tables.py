@@ -1,0 +1,183 @@
+"""The seeds' tables: each one a set of evaluation runs (configs under experiments/) merged into one table.
+
+    python -m shapvision.tables compare-digits
+    python -m shapvision.tables svo-faithfulness --checkpoints runs/imagenet --data /data [-- --trainer.devices 8]
+
+Every run is ``shapvision test --config TRAINER --config RUN [options after --]``, writing into
+``OUT/<run>/`` (evaluation.csv / .md / .json, heatmaps.png, TensorBoard); the merged table, a row per
+(model, method) with the table's columns, goes to ``OUT/table.md`` and ``OUT/table.csv``.
+``--checkpoints`` and ``--data`` set ${CHECKPOINTS} and ${SHAPVISION_DATA}, which the configs use.
+"""
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shapvision.callbacks.evaluation_table import markdown_table
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    trainer: str
+    runs: dict[str, str]
+    columns: tuple[str, ...]
+
+
+FAITHFULNESS = ("aopc", "lodds", "saco")
+SEGMENTATION = ("pixel_accuracy", "mAP", "mIoU")
+SVO_RUNS = {
+    "ViT-B/16": "vit",
+    "ResNet-50": "resnet",
+    "SVO-ViT": "svo_vit",
+    "SVO-ResNet": "svo_resnet",
+}
+
+TABLES = {
+    "compare-digits": Table(
+        "digits: every method x every metric (ink masks for localisation)",
+        "experiments/digits/trainer.yaml",
+        {
+            "surrogate (ViT-Shapley family)": "experiments/digits/evaluation_vitshapley.yaml",
+            "SVO-ViT": "experiments/digits/evaluation_svo.yaml",
+        },
+        (
+            "shapley_pearson",
+            "shapley_spearman",
+            "insertion_patches",
+            "deletion_patches",
+            "insertion_pixels",
+            "deletion_pixels",
+            "aopc",
+            "lodds",
+            "saco",
+            "srg",
+            "r_srg",
+            "rma",
+            "rra",
+            "pixel_accuracy",
+            "mAP",
+            "mIoU",
+            "ms_per_image",
+        ),
+    ),
+    "svo-faithfulness": Table(
+        "SVO Table 2: AOPC (up) / LOdds (down) / SaCo (up), ImageNet val",
+        "experiments/tables/trainer.yaml",
+        {k: f"experiments/tables/svo_faithfulness/{v}.yaml" for k, v in SVO_RUNS.items()},
+        FAITHFULNESS,
+    ),
+    "svo-segmentation": Table(
+        "SVO Table 3: ImageNet-Segmentation pixel accuracy / mAP / mIoU",
+        "experiments/tables/trainer.yaml",
+        {k: f"experiments/tables/svo_segmentation/{v}.yaml" for k, v in SVO_RUNS.items()},
+        SEGMENTATION,
+    ),
+    "salvage": Table(
+        "Salvage Table 1: SRG / R-SRG on Pets, ImageNette, MURA",
+        "experiments/tables/trainer.yaml",
+        {ds: f"experiments/tables/salvage/{ds}.yaml" for ds in ("pets", "imagenette", "mura")},
+        ("srg", "r_srg"),
+    ),
+    "vitshapley": Table(
+        "ViT-Shapley insertion / deletion on ImageNette and Pets",
+        "experiments/tables/trainer.yaml",
+        {ds: f"experiments/tables/vitshapley/{ds}.yaml" for ds in ("imagenette", "pets")},
+        ("insertion_patches", "deletion_patches", "insertion_pixels", "deletion_pixels"),
+    ),
+}
+
+
+def run_name(key: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in key.lower()).strip("_")
+
+
+def run_table(name: str, out: Path, extra: list[str], env: dict[str, str]) -> str:
+    table = TABLES[name]
+    rows, sections = [], []
+    start = time.time()
+    for key, config in table.runs.items():
+        folder = run_name(key)
+        command = [
+            sys.executable,
+            "-m",
+            "shapvision.cli",
+            "test",
+            "--config",
+            table.trainer,
+            "--config",
+            config,
+            "--trainer.logger.class_path",
+            "lightning.pytorch.loggers.TensorBoardLogger",
+            "--trainer.logger.init_args.save_dir",
+            str(out),
+            "--trainer.logger.init_args.name",
+            folder,
+            "--trainer.logger.init_args.version",
+            "",
+            *extra,
+        ]
+        print(f"== {name}: {key} ({config})", flush=True)
+        result = subprocess.run(command, env=env)
+        if result.returncode:
+            raise SystemExit(
+                f"shapvision.tables: the run {key!r} ({config}) failed; see its output above"
+            )
+        report = json.loads((out / folder / "evaluation.json").read_text())
+        accuracy = report["test_accuracy"]
+        for row in report["rows"]:
+            rows.append({"model": key, "model_accuracy": accuracy, **row})
+        sections.append(f"![{key}]({folder}/heatmaps.png)")
+    columns = ["model", "method", *[c for c in table.columns if any(c in r for r in rows)]]
+    shown = [{c: row.get(c, "") for c in columns} for row in rows]
+    with open(out / "table.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+        writer.writeheader()
+        writer.writerows(rows)
+    accuracy = "\n".join(
+        f"- {key}: test accuracy {r['model_accuracy']:.4f}"
+        if r["model_accuracy"] is not None
+        else f"- {key}: no labels"
+        for key, r in {r["model"]: r for r in rows}.items()
+    )
+    text = (
+        f"# {table.title}\n\n{markdown_table(shown)}\n{accuracy}\n\n"
+        f"Wall time: {time.time() - start:.0f} s. Full columns: table.csv; per run: */evaluation.md.\n\n"
+        + "\n".join(sections)
+        + "\n"
+    )
+    (out / "table.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("table", choices=sorted(TABLES))
+    parser.add_argument("--out", type=Path, help="default: runs/tables/<table>")
+    parser.add_argument("--checkpoints", help="sets ${CHECKPOINTS}: the folder of the trained runs")
+    parser.add_argument("--data", help="sets ${SHAPVISION_DATA}: the folder of the datasets")
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    if args.checkpoints:
+        env["CHECKPOINTS"] = str(Path(args.checkpoints).expanduser().resolve())
+    if args.data:
+        env["SHAPVISION_DATA"] = str(Path(args.data).expanduser().resolve())
+    out = args.out or Path("runs/tables") / args.table
+    out.mkdir(parents=True, exist_ok=True)
+    print(run_table(args.table, out, extra, env))
+    print(f"written: {out / 'table.md'}, {out / 'table.csv'}")
+
+
+if __name__ == "__main__":
+    main()

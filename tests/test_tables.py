@@ -1,0 +1,150 @@
+"""Every seeds' table (the `make table-*` targets) end to end on tiny real-format fixtures."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shapvision.modules import Classifier, Explainer, Surrogate, SVOClassifier
+
+from .test_data import make_mura, write_gtsegs_mat
+from .test_evaluation import save_checkpoint
+from .test_pipeline import TINY_BACKBONE
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "--trainer.accelerator",
+    "cpu",
+    "--trainer.devices",
+    "1",
+    "--trainer.limit_test_batches",
+    "1",
+    "--data.init_args.img_size",
+    "32",
+    "--data.init_args.num_workers",
+    "0",
+    "--data.init_args.eval_batch_size",
+    "4",
+]
+
+
+def image_folder(root, splits=("train", "val"), classes=("a", "b"), per_class=3):
+    for split in splits:
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", (40, 40), (40 * i, 90, 200 if name == "a" else 20)).save(
+                    root / split / name / f"{i}.png"
+                )
+    return root
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory):
+    base = tmp_path_factory.mktemp("tables")
+    data, ckpts = base / "data", base / "checkpoints"
+    image_folder(data / "imagenet")
+    image_folder(data / "oxford-pets", splits=("train", "val", "test"))
+    image_folder(data / "imagenette2")
+    make_mura(data / "MURA-v1.1", patients=4)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (24, 36, 3), dtype=np.uint8) for _ in range(3)]
+    masks = [(rng.random((24, 36)) > 0.5).astype(np.uint8) for _ in range(3)]
+    write_gtsegs_mat(data / "gtsegs_ijcv.mat", images, masks)
+    common = {"num_classes": 2, "img_size": 32}
+    save_checkpoint(
+        Classifier(backbone="vit_tiny_patch16_224", backbone_kwargs=TINY_BACKBONE, **common),
+        ckpts / "classifier_vit" / "best.ckpt",
+    )
+    save_checkpoint(
+        Classifier(backbone="resnet18", **common), ckpts / "classifier_resnet" / "best.ckpt"
+    )
+    save_checkpoint(
+        SVOClassifier(backbone="vit_tiny_patch16_224", backbone_kwargs=TINY_BACKBONE, **common),
+        ckpts / "svo_vit" / "best.ckpt",
+    )
+    save_checkpoint(
+        SVOClassifier(backbone="resnet18", **common), ckpts / "svo_resnet" / "best.ckpt"
+    )
+    pipeline = ckpts / "pets"
+    surrogate = save_checkpoint(
+        Surrogate(classifier_checkpoint=str(ckpts / "classifier_vit" / "best.ckpt"), **common),
+        pipeline / "surrogate" / "best.ckpt",
+    )
+    save_checkpoint(
+        Explainer(surrogate_checkpoint=surrogate, head_hidden_dim=16, **common),
+        pipeline / "explainer" / "best.ckpt",
+    )
+    save_checkpoint(
+        Explainer(
+            surrogate_checkpoint=surrogate, objective="salvage", head_hidden_dim=16, **common
+        ),
+        pipeline / "explainer_salvage" / "best.ckpt",
+    )
+    for dataset in ("imagenette", "mura"):
+        shutil.copytree(pipeline, ckpts / dataset)
+    return data, ckpts, base
+
+
+def run_table(fixtures, name, *extra):
+    data, ckpts, base = fixtures
+    out = base / name
+    command = [
+        sys.executable,
+        "-m",
+        "shapvision.tables",
+        name,
+        "--data",
+        str(data),
+        "--checkpoints",
+        str(ckpts),
+        "--out",
+        str(out),
+        "--",
+        *TINY,
+        *extra,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-4000:]
+    return (out / "table.md").read_text()
+
+
+def test_svo_faithfulness_table(fixtures):
+    table = run_table(fixtures, "svo-faithfulness")
+    for row in (
+        "| ViT-B/16 | game |",
+        "| ResNet-50 | integrated_gradients |",
+        "| SVO-ViT | svo |",
+        "| SVO-ResNet | svo |",
+    ):
+        assert row in table, table
+    assert "| model | method | aopc | lodds | saco |" in table
+
+
+def test_svo_segmentation_table_on_the_mat_file(fixtures):
+    table = run_table(fixtures, "svo-segmentation", "--data.init_args.num_classes", "2")
+    assert (
+        "| model | method | pixel_accuracy | mAP | mIoU |" in table and "| SVO-ViT | svo |" in table
+    )
+
+
+def test_salvage_and_vitshapley_tables(fixtures):
+    options = ["--model.init_args.method_options", "{rise: {num_masks: 16}}"]
+    table = run_table(fixtures, "salvage", *options)
+    for row in ("| pets | salvage |", "| imagenette | vit_shapley |", "| mura | eigencam |"):
+        assert row in table, table
+    assert "| srg | r_srg |" in table
+    options = [
+        "--model.init_args.method_options",
+        "{rise: {num_masks: 16}, smoothgrad: {samples: 2}}",
+    ]
+    table = run_table(fixtures, "vitshapley", *options)
+    assert (
+        "| imagenette | vit_shapley |" in table and "insertion_patches | deletion_patches" in table
+    )
