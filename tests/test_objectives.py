@@ -116,3 +116,28 @@ def test_svo_loss_is_zero_for_a_model_additive_over_patches():
     classes = torch.randint(0, phi.shape[2], masks.shape[:2])
     assert svo_shapley_loss(phi, masked_values, masks, classes).item() < 1e-20
     assert svo_shapley_loss(phi, masked_values + 0.1, masks, None).item() > 1e-3
+
+
+def test_weight_decay_spares_norms_biases_and_position_embeddings():
+    from types import SimpleNamespace
+
+    from shapvision.modules import Classifier
+
+    model = Classifier(
+        backbone="vit_tiny_patch16_224",
+        backbone_kwargs={"patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2},
+        num_classes=3,
+        img_size=32,
+        weight_decay=0.05,
+    )
+    model._trainer = SimpleNamespace(estimated_stepping_batches=10)
+    optimizer = model.configure_optimizers()["optimizer"]
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_decay = {
+        g["weight_decay"]: {names[id(p)] for p in g["params"]} for g in optimizer.param_groups
+    }
+    decay, no_decay = by_decay[0.05], by_decay[0.0]
+    assert "net.backbone.model.pos_embed" in no_decay and "net.backbone.model.cls_token" in no_decay
+    assert "net.head.bias" in no_decay and "net.backbone.model.norm.weight" in no_decay
+    assert "net.head.weight" in decay and "net.backbone.model.blocks.0.attn.qkv.weight" in decay
+    assert decay | no_decay == set(names.values())

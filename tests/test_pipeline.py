@@ -311,11 +311,15 @@ def test_predict_writes_values_and_overlays_per_image(stages, tmp_path):
     )
     trainer.predict(explainer, datamodule=data, return_predictions=False)
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == ["blue.npy", "blue.png", "green.npy", "green.png", "red.npy", "red.png"]
-    index = [p.stem for p in data.predict_set.paths].index("green")
+    # named by dataset index (sorted paths: blue, green, red), then the source file
+    assert written == [
+        f"{i:06d}_{c}.{e}" for i, c in enumerate(("blue", "green", "red")) for e in ("npy", "png")
+    ]
     with torch.no_grad():
-        expected = explainer.explain(data.predict_set[index]["image"].unsqueeze(0))[0]
-    np.testing.assert_allclose(np.load(tmp_path / "out" / "green.npy"), expected.numpy(), atol=1e-6)
+        expected = explainer.explain(data.predict_set[1]["image"].unsqueeze(0))[0]
+    np.testing.assert_allclose(
+        np.load(tmp_path / "out" / "000001_green.npy"), expected.numpy(), atol=1e-6
+    )
 
 
 def test_a_stage_built_inside_a_cli_module_keeps_its_own_hyperparameters(stages, tmp_path):

@@ -216,3 +216,32 @@ def test_ddp_ranks_draw_independent_masks_after_seed_everything():
     assert torch.equal(single, module.sampler.sample(4, batch_size=8))
     assert torch.equal(rank0, single)
     assert not torch.equal(rank1, rank0)
+
+
+def test_drop_cls_token_runs_patch_tokens_only_and_stays_efficient():
+    from shapvision.modules import SVOClassifier
+
+    tiny = {"patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2}
+    model = SVOClassifier(
+        backbone="vit_tiny_patch16_224",
+        backbone_kwargs=tiny,
+        num_classes=4,
+        img_size=32,
+        drop_cls_token=True,
+    ).eval()
+    seen = []
+    model.net.backbone.model.blocks[0].register_forward_hook(
+        lambda m, i, o: seen.append(i[0].shape[1])
+    )
+    images, keep = torch.randn(2, 3, 32, 32), torch.rand(2, 16) > 0.5
+    with torch.no_grad():
+        phi = model.explain(images)
+        torch.testing.assert_close(phi.sum(1), model(images), atol=1e-5, rtol=1e-5)
+        masked = model(images, keep)
+        per_image = torch.stack([model(images[i : i + 1], keep[i : i + 1])[0] for i in range(2)])
+    assert seen[0] == 16  # no CLS token in the sequence
+    torch.testing.assert_close(masked, per_image, atol=1e-5, rtol=1e-5)
+    with pytest.raises(
+        ValueError, match="drop_prefix_tokens applies to timm ViT backbones, not 'resnet18'"
+    ):
+        SVOClassifier(backbone="resnet18", num_classes=4, img_size=32, drop_cls_token=True)

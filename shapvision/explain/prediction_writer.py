@@ -1,7 +1,10 @@
-"""``shapvision predict`` output: per image, the raw Shapley values (``.npy``, (N, K)) and a heatmap overlay PNG.
+"""``shapvision predict`` output: per image, the raw Shapley values (``.npy``, (N, K)) and a heatmap
+overlay PNG of the model's predicted class.
 
-Add it to the trainer's callbacks; images are named after their source file when the predict dataset
-has ``paths`` (``ImageFolderDataModule(predict_dir=...)``), else by running index.
+Add it to the trainer's callbacks. Files are named by dataset index (``000003``), followed by the
+source file's name when the predict dataset has ``paths`` (``ImageFolderDataModule(predict_dir=...)``),
+so names are unique and stable whichever rank wrote them. ``predict_step`` returns
+``{"values": (B, N, K), "predicted": (B,)}``.
 """
 
 from pathlib import Path
@@ -27,16 +30,22 @@ class ShapleyPredictionWriter(BasePredictionWriter):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         images, ids = batch["image"], batch["index"]
         paths = getattr(trainer.predict_dataloaders.dataset, "paths", None)
-        for image, index, values in zip(images, ids.tolist(), prediction, strict=True):
-            stem = Path(paths[index]).stem if paths is not None else f"{index:06d}"
+        rows = zip(
+            images,
+            ids.tolist(),
+            prediction["values"],
+            prediction["predicted"].tolist(),
+            strict=True,
+        )
+        for image, index, values, predicted in rows:
+            stem = f"{index:06d}" + (f"_{Path(paths[index]).stem}" if paths is not None else "")
             np.save(self.output_dir / f"{stem}.npy", values.float().cpu().numpy())
             if self.overlays:
-                target = int(values.sum(0).argmax())
                 figure = overlay_figure(
                     image.cpu(),
-                    values[:, target].cpu(),
+                    values[:, predicted].cpu(),
                     pl_module.grid_size,
-                    f"{stem}: class {target}",
+                    f"{stem}: predicted class {predicted}",
                 )
                 figure.savefig(self.output_dir / f"{stem}.png", dpi=100, bbox_inches="tight")
             self.written += 1

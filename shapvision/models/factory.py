@@ -44,9 +44,15 @@ def create_backbone(
     pretrained: bool | str | None = False,
     img_size: int = 224,
     masking: str = "drop",
+    drop_prefix_tokens: bool = False,
     **timm_kwargs,
 ) -> MaskedBackbone:
-    """Build a masked backbone by name; ``pretrained`` is False or a local weights file (never a hub)."""
+    """Build a masked backbone by name; ``pretrained`` is False or a local weights file (never a hub).
+
+    ``drop_prefix_tokens`` (timm ViTs only) removes the CLS / register tokens before the first block.
+    """
+    if drop_prefix_tokens and (name.startswith(OPEN_CLIP_PREFIX) or name.startswith("resnet")):
+        raise ValueError(f"drop_prefix_tokens applies to timm ViT backbones, not {name!r}")
     if name.startswith(OPEN_CLIP_PREFIX):
         clip = create_open_clip_model(name[len(OPEN_CLIP_PREFIX) :], pretrained, img_size)
         return open_clip_vision_backbone(clip.visual, masking=masking)
@@ -54,4 +60,4 @@ def create_backbone(
         model = create_timm_model(name, pretrained, num_classes=0, **timm_kwargs)
         return TimmResNetBackbone(model, img_size=img_size)
     model = create_timm_model(name, pretrained, num_classes=0, img_size=img_size, **timm_kwargs)
-    return TimmTransformerBackbone(model, masking=masking)
+    return TimmTransformerBackbone(model, masking=masking, drop_prefix_tokens=drop_prefix_tokens)

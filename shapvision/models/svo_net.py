@@ -21,10 +21,15 @@ class SVONet(nn.Module):
         img_size: int,
         pretrained: bool | str = False,
         backbone_kwargs: dict | None = None,
+        drop_cls_token: bool = False,
     ):
         super().__init__()
         self.backbone = create_backbone(
-            backbone, pretrained=pretrained, img_size=img_size, **(backbone_kwargs or {})
+            backbone,
+            pretrained=pretrained,
+            img_size=img_size,
+            drop_prefix_tokens=drop_cls_token,
+            **(backbone_kwargs or {}),
         )
         self.head = PatchVotingHead(self.backbone.embed_dim, num_classes)
 

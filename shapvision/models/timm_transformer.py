@@ -28,7 +28,7 @@ def _to_2tuple(value) -> tuple[int, int]:
 class TimmTransformerBackbone(MaskedBackbone):
     """Masked forward over a timm ``VisionTransformer`` or ``Eva`` instance."""
 
-    def __init__(self, model: nn.Module, masking: str = "drop"):
+    def __init__(self, model: nn.Module, masking: str = "drop", drop_prefix_tokens: bool = False):
         super().__init__()
         if masking not in MASKING_MODES:
             raise ValueError(f"masking must be one of {MASKING_MODES}, got {masking!r}")
@@ -57,7 +57,14 @@ class TimmTransformerBackbone(MaskedBackbone):
         self.grid_size = tuple(model.patch_embed.grid_size)
         self.patch_size = _to_2tuple(model.patch_embed.patch_size)[0]
         self.embed_dim = model.embed_dim
-        self.num_prefix_tokens = model.num_prefix_tokens
+        if drop_prefix_tokens and self.is_eva:
+            raise ValueError(
+                "drop_prefix_tokens is supported for timm VisionTransformer, not Eva (its rotary embedding skips prefix positions)"
+            )
+        # SVO-ViT's design: the CLS / register tokens are removed after position embedding, so only patch
+        # tokens enter the blocks (pretrained weights load unchanged; the prefix embeddings go unused).
+        self.drop_prefix_tokens = drop_prefix_tokens
+        self.num_prefix_tokens = 0 if drop_prefix_tokens else model.num_prefix_tokens
 
     def forward_patches(self, images, keep=None, masking: str | None = None) -> PatchFeatures:
         explicit_keep = keep is not None
@@ -80,6 +87,8 @@ class TimmTransformerBackbone(MaskedBackbone):
     def _embed(self, images):
         out = self.model._pos_embed(self.model.patch_embed(images))
         x, rope = out if self.is_eva else (out, None)
+        if self.drop_prefix_tokens:
+            x = x[:, self.model.num_prefix_tokens :]
         return self.model.norm_pre(x), rope
 
     def _run_blocks(self, x, rope, attn_mask):

@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+from timm.optim import param_groups_weight_decay
 
 RANK_SEED_STRIDE = 1_000_003
 
@@ -15,20 +16,29 @@ RANK_SEED_STRIDE = 1_000_003
 class ShapleyModule(L.LightningModule):
     """Base class for the CLI's subclass mode; subclasses set ``num_patches`` / ``grid_size``.
 
-    AdamW with linear warmup then cosine decay to 0 over the run (ViT-Shapley's schedule).
+    AdamW with linear warmup then cosine decay to 0 over the run (ViT-Shapley's schedule); weight decay
+    on weight matrices only, as timm's ``param_groups_weight_decay`` groups them (no decay on norms,
+    biases, and the position / class embeddings each backbone lists in ``no_weight_decay()``).
     """
 
     def __init__(self, lr: float = 1e-4, weight_decay: float = 1e-5, warmup_steps: int = 0):
         super().__init__()
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
 
-    def trainable_parameters(self):
-        return [p for p in self.parameters() if p.requires_grad]
+    def no_weight_decay_names(self) -> set[str]:
+        """Full parameter names that every submodule with a timm-style ``no_weight_decay()`` lists."""
+        names = set()
+        for prefix, module in self.named_modules():
+            listed = getattr(module, "no_weight_decay", None)
+            if module is not self and callable(listed):
+                names |= {f"{prefix}.{name}" for name in listed()}
+        return names
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(
-            self.trainable_parameters(), lr=self.lr, weight_decay=self.weight_decay
+        groups = param_groups_weight_decay(
+            self, self.weight_decay, no_weight_decay_list=self.no_weight_decay_names()
         )
+        optimizer = torch.optim.AdamW(groups, lr=self.lr)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = min(self.warmup_steps, total - 1) if total > 1 else 0
 
@@ -51,12 +61,12 @@ class ShapleyModule(L.LightningModule):
             torch.manual_seed(torch.initial_seed() + RANK_SEED_STRIDE * self.global_rank)
 
     @contextmanager
-    def fixed_random_stream(self, batch_idx: int, device: torch.device):
+    def fixed_random_stream(self, batch_idx: int, device: torch.device, seed: int = 0):
         """A seed fixed per validation batch and rank, so masks drawn inside are the same every epoch
         (a comparable val loss) while training's random stream is left where it was."""
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(10_007 * batch_idx + self.global_rank)
+            torch.manual_seed(seed + 10_007 * batch_idx + RANK_SEED_STRIDE * self.global_rank)
             yield
 
     def check_finite(self, loss: torch.Tensor, name: str = "train/loss") -> torch.Tensor:

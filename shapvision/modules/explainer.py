@@ -222,4 +222,9 @@ class Explainer(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule):
         self.log("val/loss", loss, sync_dist=True, prog_bar=True, batch_size=images.shape[0])
 
     def predict_step(self, batch, batch_idx):
-        return None if batch is None else self.explain(batch["image"])
+        if batch is None:
+            return None
+        images = batch["image"]
+        v_full, v_empty = self.endpoint_values(images)
+        values = self.attributions(self.raw_outputs(images), v_full, v_empty)
+        return {"values": values, "predicted": v_full.argmax(-1)}

@@ -79,10 +79,8 @@ class Surrogate(TaggedCheckpointMixin, ShapleyModule):
     def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(images, keep)
 
-    def _masked_step(self, images, generator):
-        keep = self.sampler.sample(
-            1, batch_size=images.shape[0], generator=generator, device=images.device
-        )[:, 0]
+    def _masked_step(self, images):
+        keep = self.sampler.sample(1, batch_size=images.shape[0], device=images.device)[:, 0]
         with torch.no_grad():
             teacher_logits = self.teacher(images)
         return keep, teacher_logits, self(images, keep)
@@ -90,23 +88,17 @@ class Surrogate(TaggedCheckpointMixin, ShapleyModule):
     def training_step(self, batch, batch_idx):
         if batch is None:
             return None
-        keep, teacher_logits, logits = self._masked_step(batch["image"], None)
+        keep, teacher_logits, logits = self._masked_step(batch["image"])
         loss = self.check_finite(surrogate_kl_loss(logits, teacher_logits))
         self.log("train/loss", loss, prog_bar=True)
         return loss
-
-    def _fixed_generator(self, batch_idx: int, device) -> torch.Generator:
-        # Validation masks depend only on (seed, rank, batch index): the same masks every epoch.
-        seed = self.hparams.val_mask_seed + 1_000_003 * self.global_rank + batch_idx
-        return torch.Generator(device=device).manual_seed(seed)
 
     def validation_step(self, batch, batch_idx):
         if batch is None:
             return
         images = batch["image"]
-        _, teacher_logits, logits = self._masked_step(
-            images, self._fixed_generator(batch_idx, images.device)
-        )
+        with self.fixed_random_stream(batch_idx, images.device, self.hparams.val_mask_seed):
+            _, teacher_logits, logits = self._masked_step(images)
         self.log(
             "val/loss",
             surrogate_kl_loss(logits, teacher_logits),
@@ -119,9 +111,8 @@ class Surrogate(TaggedCheckpointMixin, ShapleyModule):
         if batch is None:
             return
         images, labels = batch["image"], batch["label"]
-        keep, teacher_logits, logits = self._masked_step(
-            images, self._fixed_generator(batch_idx, images.device)
-        )
+        with self.fixed_random_stream(batch_idx, images.device, self.hparams.val_mask_seed):
+            keep, teacher_logits, logits = self._masked_step(images)
         kl = per_sample_kl(logits, teacher_logits)
         self.log("test/kl", kl.mean(), sync_dist=True, batch_size=images.shape[0])
         self.test_agreement.update(kl, (logits.argmax(-1) == labels).float(), keep.float().mean(1))

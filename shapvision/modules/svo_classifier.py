@@ -11,11 +11,15 @@ v(S) = sum of Phi(x_S) over kept patches, with the additive prediction 1_S^T Phi
 - ``stop_gradient``: which side is a constant target. ``none`` (default) trains through both, as the
   paper optimizes theta through both; ``masked`` detaches v(S); ``full`` detaches Phi(x).
 None of these three, nor lambda, is published; the defaults are our choice (see docs/svo.md).
+``drop_cls_token`` (ViT) removes the CLS token after position embedding in both branches, the paper's
+design (patch tokens only); off by default, which keeps the pretrained ViT's sequence unchanged.
 With ``shapley_weight`` = 0 no masked forward runs and the module is a plain CE classifier.
 
 Values are in logit units. Validation always reports the Shapley loss on a fixed mask stream, so a
 lambda = 0 run still shows how far its votes are from being Shapley values.
 """
+
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +32,10 @@ from shapvision.modules.surrogate_game import ImageGame
 from shapvision.objectives.svo import svo_shapley_loss
 from shapvision.shapley.samplers import ShapleyKernelSampler
 
-STOP_GRADIENTS = ("none", "masked", "full")
-SHAPLEY_CLASSES = ("sampled", "all")
+StopGradient = Literal["none", "masked", "full"]
+ShapleyClasses = Literal["sampled", "all"]
+STOP_GRADIENTS = get_args(StopGradient)
+SHAPLEY_CLASSES = get_args(ShapleyClasses)
 
 
 class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule):
@@ -46,12 +52,13 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
         img_size: int = 224,
         pretrained: bool | str = False,
         backbone_kwargs: dict | None = None,
+        drop_cls_token: bool = False,
         shapley_weight: float = 1.0,
         num_masks: int = 1,
         paired: bool = False,
         balance_mask_sizes: bool = True,
-        shapley_classes: str = "sampled",
-        stop_gradient: str = "none",
+        shapley_classes: ShapleyClasses = "sampled",
+        stop_gradient: StopGradient = "none",
         lr: float = 1e-5,
         weight_decay: float = 1e-5,
         warmup_steps: int = 500,
@@ -78,7 +85,9 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
             )
         super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps)
         self.save_hyperparameters()
-        self.net = SVONet(backbone, num_classes, img_size, pretrained, backbone_kwargs)
+        self.net = SVONet(
+            backbone, num_classes, img_size, pretrained, backbone_kwargs, drop_cls_token
+        )
         self.grid_size = self.net.backbone.grid_size
         self.patch_size = self.net.backbone.patch_size
         self.num_patches = self.net.backbone.num_patches
@@ -157,7 +166,10 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
         self.log("test/acc", self.test_acc)
 
     def predict_step(self, batch, batch_idx):
-        return None if batch is None else self.explain(batch["image"])
+        if batch is None:
+            return None
+        phi = self.explain(batch["image"])
+        return {"values": phi, "predicted": phi.sum(1).argmax(-1)}
 
     def evaluation_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Phi and the class it is scored for: the model's own prediction."""

@@ -6,12 +6,7 @@ import torch.nn.functional as F
 
 def surrogate_kl_loss(surrogate_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of KL(softmax(teacher) || softmax(surrogate)); logits ``(B, K)``."""
-    return F.kl_div(
-        F.log_softmax(surrogate_logits, dim=-1),
-        F.log_softmax(teacher_logits, dim=-1),
-        reduction="batchmean",
-        log_target=True,
-    )
+    return per_sample_kl(surrogate_logits, teacher_logits).mean()
 
 
 def per_sample_kl(surrogate_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
