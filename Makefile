@@ -53,7 +53,8 @@ endef
 demo: $(STAMP)
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory vitshapley-digits svo-vit-digits && \
-	$(BIN)/python -m shapvision.report --runs runs/digits --out runs/demo --svo svo_vit --elapsed "$$(( $$(date +%s) - start )) s (training and testing, CPU)"
+	$(BIN)/python -m shapvision.tables demo --out runs/demo && \
+	$(BIN)/python -m shapvision.report --runs runs/digits --table runs/demo --out runs/demo --elapsed "$$(( $$(date +%s) - start )) s (training, testing and evaluation, CPU)"
 
 vitshapley-digits: $(STAMP)
 	$(call stage,classifier)
@@ -69,7 +70,8 @@ svo-vit-digits: $(STAMP)
 # stop_gradient in SVO_STOPS; accuracy vs Shapley accuracy, table in docs/svo_ablation.md.
 SVO_LAMBDAS ?= 0.1 1 10
 SVO_STOPS ?= none masked full
-SVO_ABLATION := --config experiments/digits/svo_vit.yaml --model.init_args.kernel_shap_budgets [] --trainer.enable_progress_bar false
+SVO_ABLATION := --config experiments/digits/svo_vit.yaml --trainer.enable_progress_bar false
+SVO_ABLATION_EVAL := --config experiments/digits/demo_svo.yaml --model.init_args.methods [svo] --model.init_args.method_options {} --trainer.enable_progress_bar false
 svo-ablation-digits: $(STAMP)
 	@set -e; for run in 0:none $(foreach l,$(SVO_LAMBDAS),$(foreach s,$(SVO_STOPS),$(l):$(s))); do \
 	  lambda=$${run%%:*}; stop=$${run##*:}; name=svo_ablation/lambda_$${lambda}_$${stop}; \
@@ -77,6 +79,7 @@ svo-ablation-digits: $(STAMP)
 	  echo "== $$name"; \
 	  $(SV) fit $(DIGITS) $$opts; \
 	  $(SV) test $(DIGITS) $$opts --ckpt_path runs/digits/$$name/best.ckpt; \
+	  $(SV) test $(DIGITS) $(SVO_ABLATION_EVAL) --model.init_args.checkpoint runs/digits/$$name/best.ckpt --trainer.logger.init_args.save_dir runs/digits/$$name --trainer.logger.init_args.name evaluation; \
 	done
 	$(BIN)/python -m shapvision.svo_ablation --runs runs/digits/svo_ablation --out docs/svo_ablation.md
 

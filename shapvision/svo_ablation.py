@@ -2,8 +2,8 @@
 
 python -m shapvision.svo_ablation --runs runs/digits/svo_ablation --out docs/svo_ablation.md
 
-Every run folder under ``--runs`` holds the ``hparams.yaml`` of its fit and the ``test_metrics.json`` of
-its test (``make svo-ablation-digits`` makes both).
+Every run folder under ``--runs`` holds the ``hparams.yaml`` of its fit, the ``test_metrics.json`` of
+its test and ``evaluation/evaluation.json`` of its evaluation (``make svo-ablation-digits`` makes all three).
 """
 
 import argparse
@@ -14,20 +14,20 @@ import yaml
 
 COLUMNS = [
     ("test/acc", "test accuracy"),
-    ("test/svo/pearson_target", "Pearson target"),
-    ("test/svo/spearman_target", "Spearman target"),
-    ("test/svo/l2_target", "L2 target (logits)"),
-    ("test/svo/pearson_other", "Pearson other"),
-    ("test/insertion_auc_masked", "insertion (dropped)"),
-    ("test/deletion_auc_masked", "deletion (dropped)"),
-    ("test/insertion_auc_pixels", "insertion (blur)"),
-    ("test/deletion_auc_pixels", "deletion (zero)"),
+    ("shapley_pearson", "Pearson target"),
+    ("shapley_spearman", "Spearman target"),
+    ("shapley_l2", "L2 target (logits)"),
+    ("insertion_patches", "insertion (dropped)"),
+    ("deletion_patches", "deletion (dropped)"),
+    ("insertion_pixels", "insertion (blur)"),
+    ("deletion_pixels", "deletion (zero)"),
 ]
 
 
 def read_run(folder: Path) -> dict:
     hparams_file, metrics_file = folder / "hparams.yaml", folder / "test_metrics.json"
-    for file in (hparams_file, metrics_file):
+    evaluation_file = folder / "evaluation" / "evaluation.json"
+    for file in (hparams_file, metrics_file, evaluation_file):
         if not file.is_file():
             raise FileNotFoundError(
                 f"{file} not found: fit and test this run first (make svo-ablation-digits)"
@@ -36,7 +36,12 @@ def read_run(folder: Path) -> dict:
     return {
         "lambda": float(hparams["shapley_weight"]),
         "stop_gradient": hparams["stop_gradient"] if hparams["shapley_weight"] else "-",
-        "metrics": json.loads(metrics_file.read_text()),
+        "metrics": {
+            **json.loads(metrics_file.read_text()),
+            **next(
+                r for r in json.loads(evaluation_file.read_text())["rows"] if r["method"] == "svo"
+            ),
+        },
     }
 
 

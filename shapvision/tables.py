@@ -40,6 +40,24 @@ SVO_RUNS = {
 }
 
 TABLES = {
+    "demo": Table(
+        "digits demo: the FastSHAP explainer and SVO-ViT against exact Shapley values and KernelSHAP",
+        "experiments/digits/trainer.yaml",
+        {
+            "surrogate + FastSHAP explainer": "experiments/digits/demo_vitshapley.yaml",
+            "SVO-ViT (logit game)": "experiments/digits/demo_svo.yaml",
+        },
+        (
+            "shapley_l2",
+            "shapley_pearson",
+            "shapley_spearman",
+            "insertion_patches",
+            "deletion_patches",
+            "insertion_pixels",
+            "deletion_pixels",
+            "ms_per_image",
+        ),
+    ),
     "compare-digits": Table(
         "digits: every method x every metric (ink masks for localisation)",
         "experiments/digits/trainer.yaml",

@@ -7,10 +7,10 @@ from shapvision.metrics import (
     InsertionDeletion,
     MaskedAgreementByFraction,
     ShapleyAccuracy,
-    insertion_deletion_curves,
     pearson_rows,
     spearman_rows,
 )
+from shapvision.metrics.patch_insertion_deletion import curve_masks
 
 
 def test_shapley_accuracy_hand_values():
@@ -43,10 +43,11 @@ def test_insertion_deletion_on_an_additive_scorer():
     attribution = torch.tensor([[3.0, 1.0, 2.0, 0.0]])
     weights = attribution / attribution.sum()
 
-    def score(keep, mode):
-        return (keep.float() * weights).sum(1)
+    def score(keep):
+        return (keep.float() * weights).sum(-1)
 
-    insertion, deletion = insertion_deletion_curves(score, attribution)
+    insertion_masks, deletion_masks = curve_masks(attribution)
+    insertion, deletion = score(insertion_masks), score(deletion_masks)
     torch.testing.assert_close(insertion[0], torch.tensor([0.0, 0.5, 5 / 6, 1.0, 1.0]))
     torch.testing.assert_close(deletion[0], torch.tensor([1.0, 0.5, 1 / 6, 0.0, 0.0]))
     metric = InsertionDeletion(4)

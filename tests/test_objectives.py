@@ -1,5 +1,7 @@
 """Objectives on hand-made games: each is minimised exactly where the theory says."""
 
+import pytest
+
 import torch
 
 from shapvision.objectives import (
@@ -141,3 +143,32 @@ def test_weight_decay_spares_norms_biases_and_position_embeddings():
     assert "net.head.bias" in no_decay and "net.backbone.model.norm.weight" in no_decay
     assert "net.head.weight" in decay and "net.backbone.model.blocks.0.attn.qkv.weight" in decay
     assert decay | no_decay == set(names.values())
+
+
+def test_explainer_objectives_own_outputs_attributions_masks_and_links():
+    from shapvision.objectives import FastSHAP, Salvage, SimSHAP
+
+    torch.manual_seed(0)
+    raw, v_full, v_empty = torch.randn(2, 6, 3), torch.rand(2, 3), torch.rand(2, 3)
+    fast, sim = FastSHAP(num_masks=4), SimSHAP(num_masks=4, activation="identity")
+    for objective in (fast, sim):
+        objective.bind(6)
+        assert objective.num_outputs(3) == 3 and not objective.classifies
+        assert objective.sample_masks(raw, v_full, v_empty).shape == (2, 4, 6)
+    torch.testing.assert_close(fast.attributions(raw, v_full, v_empty).sum(1), v_full - v_empty)
+    torch.testing.assert_close(sim.attributions(raw, v_full, v_empty), raw)
+
+    salvage = Salvage(num_masks=4, guided_temperature=1e-3)
+    salvage.bind(6)
+    assert salvage.num_outputs(3) == 6 and salvage.guided_fraction == 1.0 and salvage.classifies
+    raw = torch.zeros(2, 6, 6)
+    raw[:, 2, 0] = 5.0  # phi+ of patch 2 for class 0 stands out
+    torch.testing.assert_close(salvage.classify(raw), raw[..., :3].sum(1))
+    masks = salvage.sample_masks(raw, torch.tensor([[0.9, 0.05, 0.05]] * 2), v_empty)
+    assert (
+        masks[:, :2, 2].all() and not masks[:, 2:, 2].any()
+    )  # all masks guided: +phi half, then -phi half
+    with pytest.raises(ValueError, match="link must be softmax"):
+        salvage.check_link("sigmoid")
+    with pytest.raises(ValueError, match="even with paired=true"):
+        FastSHAP(num_masks=3)

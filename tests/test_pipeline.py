@@ -106,38 +106,65 @@ def stages(tmp_path_factory):
 def explainer_model(folder, **overrides):
     init = {
         "surrogate_checkpoint": str(folder / "surrogate" / "best.ckpt"),
-        "objective": "fastshap",
-        "num_masks": 4,
+        "objective": {
+            "class_path": "shapvision.objectives.FastSHAP",
+            "init_args": {"num_masks": 4},
+        },
         "head_hidden_dim": 32,
-        "exact_images": 4,
-        "kernel_shap_budgets": [64],
         "lr": 1e-3,
         **overrides,
     }
     return {"class_path": "shapvision.modules.Explainer", "init_args": init}
 
 
-def test_ddp_fit_and_test_equal_single_process(stages):
+def evaluate_single_and_ddp(
+    folder, checkpoint, methods, metrics, metric_options=None, method_options=None
+):
+    """The evaluation table of ``checkpoint`` in one process and under 2-process DDP."""
+    model = {
+        "class_path": "shapvision.modules.Evaluation",
+        "init_args": {
+            "checkpoint": str(checkpoint),
+            "methods": methods,
+            "metrics": metrics,
+            "metric_options": metric_options or {},
+            "method_options": method_options or {},
+        },
+    }
+    results = {}
+    for name, extra in (("single", {}), ("ddp", {"devices": 2, "strategy": "ddp"})):
+        config = write_config(folder, f"evaluation_{name}", model, inference_mode=False, **extra)
+        cli("test", "--config", str(config), cwd=folder)
+        results[name] = json.loads(
+            (folder / f"evaluation_{name}" / "test_metrics.json").read_text()
+        )
+    assert results["single"].keys() == results["ddp"].keys()
+    for key, value in results["single"].items():
+        assert results["ddp"][key] == pytest.approx(value, abs=1e-5), key
+    return results["single"]
+
+
+def test_ddp_fit_and_evaluation_equal_single_process(stages):
     folder = stages
     fit_config = write_config(
         folder, "explainer_ddp", explainer_model(folder), devices=2, strategy="ddp"
     )
     cli("fit", "--config", str(fit_config), cwd=folder)
     checkpoint = folder / "explainer_ddp" / "best.ckpt"
-    results = {}
-    for name, extra in (("single", {}), ("ddp", {"devices": 2, "strategy": "ddp"})):
-        config = write_config(folder, f"explainer_test_{name}", explainer_model(folder), **extra)
-        cli("test", "--config", str(config), "--ckpt_path", str(checkpoint), cwd=folder)
-        results[name] = json.loads(
-            (folder / f"explainer_test_{name}" / "test_metrics.json").read_text()
-        )
-    assert (
-        "test/explainer/pearson_target" in results["single"]
-        and "test/insertion_auc_surrogate" in results["single"]
+    cli("test", "--config", str(fit_config), "--ckpt_path", str(checkpoint), cwd=folder)
+    assert "test/loss" in json.loads((folder / "explainer_ddp" / "test_metrics.json").read_text())
+    metrics = evaluate_single_and_ddp(
+        folder,
+        checkpoint,
+        ["kernelshap"],
+        ["shapley_accuracy", "insertion_deletion_patches"],
+        {"shapley_accuracy": {"images": 4}},
+        {"kernelshap": {"budget": 64}},
     )
-    assert results["single"].keys() == results["ddp"].keys()
-    for key, value in results["single"].items():
-        assert results["ddp"][key] == pytest.approx(value, abs=1e-5), key
+    assert (
+        "test/explainer/shapley_pearson" in metrics
+        and "test/kernelshap/insertion_patches" in metrics
+    )
 
 
 def svo_model(**overrides):
@@ -146,9 +173,6 @@ def svo_model(**overrides):
         "backbone_kwargs": TINY_BACKBONE,
         "num_masks": 2,
         "paired": True,
-        "exact_images": 4,
-        "faithfulness_images": 40,
-        "kernel_shap_budgets": [64],
         "lr": 1e-3,
         "warmup_steps": 0,
         **overrides,
@@ -156,27 +180,25 @@ def svo_model(**overrides):
     return {"class_path": "shapvision.modules.SVOClassifier", "init_args": init}
 
 
-def test_svo_ddp_fit_and_test_equal_single_process_and_checkpoint_explains_itself(tmp_path):
+def test_svo_ddp_fit_and_evaluation_equal_single_process_and_checkpoint_explains_itself(tmp_path):
     fit_config = write_config(tmp_path, "svo", svo_model(), devices=2, strategy="ddp")
     cli("fit", "--config", str(fit_config), cwd=tmp_path)
     checkpoint = tmp_path / "svo" / "best.ckpt"
-    results = {}
+    accuracy = {}
     for name, extra in (("single", {}), ("ddp", {"devices": 2, "strategy": "ddp"})):
         config = write_config(tmp_path, f"svo_test_{name}", svo_model(), **extra)
         cli("test", "--config", str(config), "--ckpt_path", str(checkpoint), cwd=tmp_path)
-        results[name] = json.loads(
-            (tmp_path / f"svo_test_{name}" / "test_metrics.json").read_text()
-        )
-    for key in (
-        "test/acc",
-        "test/svo/pearson_target",
-        "test/insertion_auc_masked",
-        "test/deletion_auc_pixels",
-    ):
-        assert key in results["single"], key
-    assert results["single"].keys() == results["ddp"].keys()
-    for key, value in results["single"].items():
-        assert results["ddp"][key] == pytest.approx(value, abs=1e-5), key
+        metrics = json.loads((tmp_path / f"svo_test_{name}" / "test_metrics.json").read_text())
+        accuracy[name] = (metrics["test/acc"], metrics["test/ce"])
+    assert accuracy["ddp"] == pytest.approx(accuracy["single"], abs=1e-5)
+    metrics = evaluate_single_and_ddp(
+        tmp_path,
+        checkpoint,
+        ["svo"],
+        ["shapley_accuracy", "insertion_deletion_patches", "insertion_deletion_pixels"],
+        {"shapley_accuracy": {"images": 4, "link": "identity"}},
+    )
+    assert "test/svo/shapley_pearson" in metrics and "test/svo/deletion_pixels" in metrics
     model = SVOClassifier.load_from_checkpoint(checkpoint).eval()
     images = torch.randn(3, 3, 32, 32)
     with torch.no_grad():

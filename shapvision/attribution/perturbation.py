@@ -3,8 +3,11 @@ forward removes them (dropped tokens for ViTs, zeroed pixels for ResNets). Writt
 
 - ``leave_one_out``: phi_i = v(N) - v(N minus i), N + 1 evaluations per image.
 - ``kernelshap``: paired KernelSHAP (:func:`shapvision.shapley.kernel_shap`, shapreg's estimator) at a
-  fixed ``budget`` of evaluations, masks drawn from each image's own dataset index.
+  fixed ``budget`` of evaluations, masks drawn from each image's own dataset index; ``link`` picks the
+  probability game (default) or the logit game.
 """
+
+from typing import Literal
 
 import torch
 
@@ -48,9 +51,16 @@ class LeaveOneOut(AttributionMethod):
 class KernelSHAPBudget(AttributionMethod):
     name = "kernelshap"
 
-    def __init__(self, model, budget: int = 1024, batch_size: int = 256, seed: int = 0):
+    def __init__(
+        self,
+        model,
+        budget: int = 1024,
+        batch_size: int = 256,
+        seed: int = 0,
+        link: Literal["softmax", "identity"] = "softmax",
+    ):
         super().__init__(model)
-        self.budget, self.batch_size, self.seed = budget, batch_size, seed
+        self.budget, self.batch_size, self.seed, self.link = budget, batch_size, seed, link
 
     @torch.no_grad()
     def explain(self, images, target, index=None):
@@ -61,7 +71,7 @@ class KernelSHAPBudget(AttributionMethod):
             images, target, per_image_generators(index, self.seed, images.device), strict=True
         ):
             estimate = kernel_shap(
-                TargetGame(self.model, image, t),
+                TargetGame(self.model, image, t, self.link),
                 self.model.num_patches,
                 threshold=None,
                 max_evals=self.budget,

@@ -26,28 +26,6 @@ def upsample(values: torch.Tensor, grid_size, size) -> torch.Tensor:
     return F.interpolate(grid, size=size, mode="nearest")[0, 0]
 
 
-def heatmap_grid_figure(examples, grid_size, label: str = "explainer"):
-    """One row per example: image, the ``label`` heatmap, exact heatmap (shared symmetric colour scale per row)."""
-    fig, axes = subplots(len(examples), 3, (6.6, 2.2 * len(examples)))
-    for row, (image, estimate, exact, target) in enumerate(examples):
-        size = image.shape[-2:]
-        scale = float(max(estimate.abs().max(), exact.abs().max(), 1e-8))
-        axes[row, 0].imshow(_display(image))
-        axes[row, 0].set_title(f"class {target}", fontsize=8)
-        for col, (values, title) in enumerate(
-            ((estimate, label), (exact, "exact Shapley")), start=1
-        ):
-            axes[row, col].imshow(_display(image), alpha=0.35)
-            axes[row, col].imshow(
-                upsample(values, grid_size, size), cmap="bwr", vmin=-scale, vmax=scale, alpha=0.75
-            )
-            axes[row, col].set_title(title, fontsize=8)
-        for ax in axes[row]:
-            ax.axis("off")
-    fig.tight_layout()
-    return fig
-
-
 def overlay_figure(image: torch.Tensor, values: torch.Tensor, grid_size, title: str = ""):
     fig, axes = subplots(1, 1, (3, 3))
     ax = axes[0, 0]
@@ -62,27 +40,6 @@ def overlay_figure(image: torch.Tensor, values: torch.Tensor, grid_size, title: 
     )
     ax.set_title(title, fontsize=8)
     ax.axis("off")
-    return fig
-
-
-def curves_figure(curves: dict):
-    """Mean insertion and deletion curves per scorer, AUC in the legend."""
-    fig, axes = subplots(1, len(curves), (4.2 * len(curves), 3.2))
-    for ax, (scorer, result) in zip(axes[0], curves.items(), strict=True):
-        for kind, colour in (("insertion", "tab:green"), ("deletion", "tab:red")):
-            curve = result[f"{kind}_curve"].cpu()
-            fraction = torch.linspace(0, 1, curve.numel())
-            ax.plot(
-                fraction,
-                curve,
-                color=colour,
-                label=f"{kind} (AUC {float(result[f'{kind}_auc']):.3f})",
-            )
-        ax.set_xlabel("fraction of patches inserted / deleted")
-        ax.set_ylabel("probability of explained class")
-        ax.set_title(f"scored with the {scorer}", fontsize=9)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
     return fig
 
 

@@ -2,7 +2,7 @@
 
 from shapvision.metrics.correlation import pearson_rows, spearman_rows
 from shapvision.metrics.explanation_batch import ExplanationBatch
-from shapvision.metrics.insertion_deletion import InsertionDeletion, insertion_deletion_curves
+from shapvision.metrics.insertion_deletion import InsertionDeletion
 from shapvision.metrics.masked_agreement import MaskedAgreementByFraction
 from shapvision.metrics.registry import METRICS, NEEDS_MASKS, create_metric
 from shapvision.metrics.shapley_accuracy import ShapleyAccuracy
@@ -15,7 +15,6 @@ __all__ = [
     "InsertionDeletion",
     "MaskedAgreementByFraction",
     "ShapleyAccuracy",
-    "insertion_deletion_curves",
     "pearson_rows",
     "spearman_rows",
 ]

@@ -1,6 +1,7 @@
 """Shapley accuracy of any method: its patch values against the model's Shapley values for the target.
 
-The game is v(S) = p(target | x_S) under the masked forward. The reference is exact (all 2^N
+The game is v(S) = p(target | x_S) under the masked forward (``link: softmax``), or the target's logit
+(``link: identity``: the game whose Shapley values SVO's votes are meant to be). The reference is exact (all 2^N
 coalitions) for N <= 24, else converged paired KernelSHAP (Covert & Lee's rule max std / range <
 ``threshold``; ViT-Shapley used 0.1), whose mean std is reported as ``reference_std``. Only the test
 images whose dataset index is below ``images`` are scored (the reference costs 2^N or thousands of
@@ -8,6 +9,8 @@ evaluations an image), so DDP scores the same images as one process. Per image: 
 and Spearman correlation (scipy's definitions); the means over images. Methods in other units than
 probabilities (CAMs, gradients) are read by their correlations; L2 compares like units only.
 """
+
+from typing import Literal
 
 import torch
 from torchmetrics import Metric
@@ -19,15 +22,15 @@ from shapvision.shapley.kernel_shap import kernel_shap
 
 
 def reference_values(
-    batch, selected: torch.Tensor, threshold: float, seed: int
+    batch, selected: torch.Tensor, threshold: float, seed: int, link: str = "softmax"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reference values ``(S, N)`` and their std for the selected images, computed once per batch."""
-    key = ("shapley_reference", threshold, seed)
+    key = ("shapley_reference", threshold, seed, link)
     if key not in batch.cache:
         model, n = batch.model, batch.model.num_patches
         values, stds = [], []
         for i in selected.nonzero().flatten().tolist():
-            game = TargetGame(model, batch.images[i], batch.target[i])
+            game = TargetGame(model, batch.images[i], batch.target[i], link)
             if n <= MAX_EXACT_PLAYERS:
                 values.append(exact_shapley(game, n, device=batch.images.device).float())
                 stds.append(torch.zeros(n))
@@ -57,9 +60,16 @@ class ExplanationShapleyAccuracy(Metric):
     full_state_update = False
     columns = ("shapley_l2", "shapley_pearson", "shapley_spearman")
 
-    def __init__(self, images: int = 32, threshold: float = 0.1, seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        images: int = 32,
+        threshold: float = 0.1,
+        seed: int = 0,
+        link: Literal["softmax", "identity"] = "softmax",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.images, self.threshold, self.seed = images, threshold, seed
+        self.images, self.threshold, self.seed, self.link = images, threshold, seed, link
         for name in ("l2_sum", "pearson_sum", "spearman_sum", "std_sum"):
             self.add_state(
                 name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
@@ -70,7 +80,7 @@ class ExplanationShapleyAccuracy(Metric):
         selected = batch.index < self.images
         if not selected.any():
             return
-        reference, std = reference_values(batch, selected, self.threshold, self.seed)
+        reference, std = reference_values(batch, selected, self.threshold, self.seed, self.link)
         estimate = batch.patch_values(attribution)[selected].double()
         reference = reference.double()
         self.l2_sum += (estimate - reference).norm(dim=1).sum()

@@ -4,7 +4,9 @@
 
 ``checkpoint`` is the model being explained and scored: a Classifier / Surrogate / SVOClassifier,
 or an Explainer (then its surrogate is the model and the explainer is a row named ``explainer``).
-``methods`` are names from :data:`shapvision.attribution.METHODS`; ``explainers`` adds trained
+``methods`` are names from :data:`shapvision.attribution.METHODS`, or ``row=name`` to run a method
+more than once under row names (``kernelshap_256=kernelshap``, options keyed by the row name);
+``explainers`` adds trained
 explainers as rows ``{row name: checkpoint}`` (they must explain a game on the same patch grid and
 classes). Every method explains the same class per image: the model's prediction (``target:
 predicted``) or the label. ``metrics`` are names from :data:`shapvision.metrics.METRICS`, each a

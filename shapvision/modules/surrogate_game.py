@@ -29,15 +29,3 @@ def surrogate_values(
         for img, keep in zip(flat_images.split(chunk), flat_masks.split(chunk), strict=True)
     ]
     return torch.cat(outputs).view(batch, num_masks, -1)
-
-
-class ImageGame:
-    """The single-image value function ``bool (M, N) -> (M, K)`` that the estimators in shapvision.shapley take."""
-
-    def __init__(self, surrogate, image: torch.Tensor, link: str):
-        self.surrogate, self.image, self.link = surrogate, image, link
-
-    @torch.no_grad()
-    def __call__(self, masks: torch.Tensor) -> torch.Tensor:
-        images = self.image.unsqueeze(0).expand(masks.shape[0], *self.image.shape)
-        return LINKS[self.link](self.surrogate(images, masks.to(self.image.device))).double()

@@ -27,8 +27,6 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from shapvision.models.svo_net import SVONet
 from shapvision.modules.base import ShapleyModule, TaggedCheckpointMixin
-from shapvision.modules.explanation_evaluation import ExplanationEvaluation
-from shapvision.modules.surrogate_game import ImageGame
 from shapvision.objectives.svo import svo_shapley_loss
 from shapvision.shapley.samplers import ShapleyKernelSampler
 
@@ -38,12 +36,11 @@ STOP_GRADIENTS = get_args(StopGradient)
 SHAPLEY_CLASSES = get_args(ShapleyClasses)
 
 
-class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule):
-    """``module(images, keep=None)`` -> logits ``(B, K)``; ``module.explain(images)`` -> Phi ``(B, N, K)``."""
+class SVOClassifier(TaggedCheckpointMixin, ShapleyModule):
+    """``module(images, keep=None)`` -> logits ``(B, K)``; ``module.explain(images)`` -> Phi ``(B, N, K)``.
 
-    explanation_name = "svo"
-    scorer_names = ("masked", "pixels")
-    scoring_link = "softmax"
+    Its explanations are evaluated by ``shapvision.modules.Evaluation`` (method ``svo``).
+    """
 
     def __init__(
         self,
@@ -62,10 +59,6 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
         lr: float = 1e-5,
         weight_decay: float = 1e-5,
         warmup_steps: int = 500,
-        exact_images: int = 32,
-        faithfulness_images: int | None = None,
-        kernel_shap_budgets: tuple[int, ...] = (64, 256, 1024),
-        value_batch_size: int = 4096,
     ):
         if stop_gradient not in STOP_GRADIENTS:
             raise ValueError(
@@ -96,7 +89,6 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
         )
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.setup_evaluation()
 
     def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         return self.net.logits(images, keep)
@@ -134,7 +126,7 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def validation_step(self, batch, batch_idx):
+    def _evaluate(self, batch, batch_idx, stage: str, accuracy) -> None:
         if batch is None:
             return
         images, labels = batch["image"], batch["label"]
@@ -144,44 +136,25 @@ class SVOClassifier(TaggedCheckpointMixin, ExplanationEvaluation, ShapleyModule)
             shapley = self.shapley_loss(images, phi)
         ce = F.cross_entropy(logits, labels)
         size = images.shape[0]
-        self.log("val/ce", ce, sync_dist=True, batch_size=size)
-        self.log("val/shapley_loss", shapley, sync_dist=True, batch_size=size)
+        self.log(f"{stage}/ce", ce, sync_dist=True, batch_size=size)
+        self.log(f"{stage}/shapley_loss", shapley, sync_dist=True, batch_size=size)
         self.log(
-            "val/loss",
+            f"{stage}/loss",
             ce + self.hparams.shapley_weight * shapley,
             sync_dist=True,
             batch_size=size,
         )
-        self.val_acc(logits, labels)
-        self.log("val/acc", self.val_acc, prog_bar=True)
+        accuracy(logits, labels)
+        self.log(f"{stage}/acc", accuracy, prog_bar=stage == "val")
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, batch_idx, "val", self.val_acc)
 
     def test_step(self, batch, batch_idx):
-        if batch is None:
-            return
-        images, labels = batch["image"], batch["label"]
-        # The explanation's votes sum to the logits: one forward serves accuracy and evaluation.
-        logits = self.evaluate_explanations(images, batch["index"]).sum(1)
-        self.log("test/ce", F.cross_entropy(logits, labels), sync_dist=True)
-        self.test_acc(logits, labels)
-        self.log("test/acc", self.test_acc)
+        self._evaluate(batch, batch_idx, "test", self.test_acc)
 
     def predict_step(self, batch, batch_idx):
         if batch is None:
             return None
         phi = self.explain(batch["image"])
         return {"values": phi, "predicted": phi.sum(1).argmax(-1)}
-
-    def evaluation_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Phi and the class it is scored for: the model's own prediction."""
-        phi = self.explain(images)
-        return phi, phi.sum(1).argmax(-1)
-
-    def reference_game(self, image: torch.Tensor) -> ImageGame:
-        """The model's own value function v(S) = sum of Phi(x_S) over kept patches, in logits."""
-        return ImageGame(self, image, "identity")
-
-    def dropped_patch_logits(self, images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        return self(images, keep)
-
-    def pixel_logits(self, images: torch.Tensor) -> torch.Tensor:
-        return self(images)

@@ -6,7 +6,12 @@ explainer minimises ``E_S[(v(empty) + 1_S^T phi - v(S))^2]``. Covert et al. scal
 enforced by additive efficient normalization beforehand, is the Shapley value.
 """
 
+from typing import Literal
+
 import torch
+
+from shapvision.objectives.explainer_objective import ACTIVATIONS, ExplainerObjective
+from shapvision.shapley.normalization import additive_efficient_normalization
 
 
 def fastshap_loss(
@@ -20,3 +25,24 @@ def fastshap_loss(
     num_players = phi.shape[1]
     predicted = v_empty.unsqueeze(-2) + masks.to(phi.dtype) @ phi
     return num_players * (predicted - values).pow(2).mean()
+
+
+class FastSHAP(ExplainerObjective):
+    """ViT-Shapley's objective: tanh outputs, additive efficient normalization, Shapley-kernel masks."""
+
+    name = "fastshap"
+
+    def __init__(
+        self,
+        num_masks: int = 32,
+        paired: bool = True,
+        activation: Literal["tanh", "identity"] = "tanh",
+    ):
+        super().__init__(num_masks, paired)
+        self.activation = activation
+
+    def attributions(self, raw, v_full, v_empty):
+        return additive_efficient_normalization(ACTIVATIONS[self.activation](raw), v_full, v_empty)
+
+    def loss(self, raw, masks, values, v_full, v_empty):
+        return fastshap_loss(self.attributions(raw, v_full, v_empty), masks, values, v_empty)
