@@ -1,7 +1,6 @@
 """Objectives on hand-made games: each is minimised exactly where the theory says."""
 
 import pytest
-
 import torch
 
 from shapvision.objectives import (
