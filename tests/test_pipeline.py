@@ -364,3 +364,27 @@ def test_a_stage_built_inside_a_cli_module_keeps_its_own_hyperparameters(stages,
         and "classifier_hparams" in explainer.surrogate.hparams
     )
     assert "objective" not in surrogate.hparams and surrogate.hparams.num_classes == 10
+
+
+def test_salvage_explainer_reports_its_own_classification_and_refuses_other_links(stages):
+    surrogate = str(stages / "surrogate" / "best.ckpt")
+    options = {
+        "surrogate_checkpoint": surrogate,
+        "num_classes": 10,
+        "img_size": 32,
+        "head_hidden_dim": 16,
+    }
+    explainer = Explainer(objective="salvage", **options)
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, limit_test_batches=2, enable_progress_bar=False
+    )
+    result = trainer.test(explainer, datamodule=DigitsDataModule(eval_batch_size=16))[0]
+    assert 0 <= result["test/own_classification_acc"] <= 1 and result["test/loss"] >= 0
+    assert (
+        "test/own_classification_acc"
+        not in trainer.test(Explainer(**options), datamodule=DigitsDataModule(eval_batch_size=16))[
+            0
+        ]
+    )
+    with pytest.raises(ValueError, match="link must be softmax, got 'sigmoid'"):
+        Explainer(objective="salvage", link="sigmoid", **options)

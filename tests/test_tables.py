@@ -16,6 +16,9 @@ from .test_data import make_mura, write_gtsegs_mat
 from .test_evaluation import save_checkpoint
 from .test_pipeline import TINY_BACKBONE
 
+# About 13 CLI runs of a few seconds each: run by `make test-slow`, which CI runs after `make test`.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "--trainer.accelerator",
