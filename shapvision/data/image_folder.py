@@ -34,6 +34,15 @@ def count_skipped(counter, path, err) -> None:
     warnings.warn(f"skipping unreadable image {path}: {err}", stacklevel=3)
 
 
+def load_or_count(path, transform, counter):
+    """The transformed image at ``path``, or None (counted and named) when it cannot be read."""
+    try:
+        return transform(datasets.folder.default_loader(str(path)))
+    except UNREADABLE as err:
+        count_skipped(counter, path, err)
+        return None
+
+
 class SkippingImageFolder(datasets.ImageFolder):
     """ImageFolder whose unreadable files yield None (dropped by the collate function) and are counted."""
 
@@ -67,11 +76,8 @@ class ImageFiles(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index):
-        try:
-            return {"image": self.transform(datasets.folder.default_loader(str(self.paths[index])))}
-        except UNREADABLE as err:
-            count_skipped(self.skipped_counter, self.paths[index], err)
-            return None
+        image = load_or_count(self.paths[index], self.transform, self.skipped_counter)
+        return None if image is None else {"image": image}
 
 
 def class_folders(split_dir: Path) -> list[str]:

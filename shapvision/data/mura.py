@@ -11,9 +11,8 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
-from torchvision import datasets
 
-from shapvision.data.image_folder import UNREADABLE, ImageFolderDataModule, count_skipped
+from shapvision.data.image_folder import ImageFolderDataModule, load_or_count
 
 LAYOUT = "ROOT/train/XR_<PART>/patient<id>/study<n>_positive|negative/*.png and the same under ROOT/valid/"
 CLASSES = ("negative", "positive")
@@ -41,11 +40,8 @@ class MURAImages(Dataset):
 
     def __getitem__(self, index):
         path, label, _ = self.samples[index]
-        try:
-            return self.transform(datasets.folder.default_loader(str(path))), label
-        except UNREADABLE as err:
-            count_skipped(self.skipped_counter, path, err)
-            return None
+        image = load_or_count(path, self.transform, self.skipped_counter)
+        return None if image is None else (image, label)
 
 
 class MURADataModule(ImageFolderDataModule):

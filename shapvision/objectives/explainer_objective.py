@@ -5,6 +5,8 @@ per patch the explainer head has, how raw outputs become attributions, which mas
 and the loss. The Explainer module only wires the surrogate's values through it.
 """
 
+from typing import Literal
+
 import torch
 
 from shapvision.shapley.samplers import ShapleyKernelSampler
@@ -63,3 +65,19 @@ class ExplainerObjective:
 
 
 ACTIVATIONS = {"tanh": torch.tanh, "identity": lambda x: x}
+
+
+class ActivatedObjective(ExplainerObjective):
+    """An objective whose attributions pass the raw outputs through ``activation`` (ViT-Shapley: tanh)."""
+
+    def __init__(
+        self,
+        num_masks: int = 32,
+        paired: bool = True,
+        activation: Literal["tanh", "identity"] = "tanh",
+    ):
+        super().__init__(num_masks, paired)
+        self.activation = activation
+
+    def activated(self, raw: torch.Tensor) -> torch.Tensor:
+        return ACTIVATIONS[self.activation](raw)

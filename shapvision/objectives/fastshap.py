@@ -6,11 +6,9 @@ explainer minimises ``E_S[(v(empty) + 1_S^T phi - v(S))^2]``. Covert et al. scal
 enforced by additive efficient normalization beforehand, is the Shapley value.
 """
 
-from typing import Literal
-
 import torch
 
-from shapvision.objectives.explainer_objective import ACTIVATIONS, ExplainerObjective
+from shapvision.objectives.explainer_objective import ActivatedObjective
 from shapvision.shapley.normalization import additive_efficient_normalization
 
 
@@ -27,22 +25,13 @@ def fastshap_loss(
     return num_players * (predicted - values).pow(2).mean()
 
 
-class FastSHAP(ExplainerObjective):
+class FastSHAP(ActivatedObjective):
     """ViT-Shapley's objective: tanh outputs, additive efficient normalization, Shapley-kernel masks."""
 
     name = "fastshap"
 
-    def __init__(
-        self,
-        num_masks: int = 32,
-        paired: bool = True,
-        activation: Literal["tanh", "identity"] = "tanh",
-    ):
-        super().__init__(num_masks, paired)
-        self.activation = activation
-
     def attributions(self, raw, v_full, v_empty):
-        return additive_efficient_normalization(ACTIVATIONS[self.activation](raw), v_full, v_empty)
+        return additive_efficient_normalization(self.activated(raw), v_full, v_empty)
 
     def loss(self, raw, masks, values, v_full, v_empty):
         return fastshap_loss(self.attributions(raw, v_full, v_empty), masks, values, v_empty)

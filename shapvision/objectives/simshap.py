@@ -5,11 +5,9 @@ would use, so the two objectives cost the same per step; its expectation is the 
 so regressing on it converges to Shapley values without an efficiency constraint.
 """
 
-from typing import Literal
-
 import torch
 
-from shapvision.objectives.explainer_objective import ACTIVATIONS, ExplainerObjective
+from shapvision.objectives.explainer_objective import ActivatedObjective
 from shapvision.shapley.sim_semivalue import sim_semivalue_target
 
 
@@ -25,22 +23,13 @@ def simshap_loss(
     return (phi - target).pow(2).mean()
 
 
-class SimSHAP(ExplainerObjective):
+class SimSHAP(ActivatedObjective):
     """Regression on the Sim-Semivalue target from the same Shapley-kernel masks; no normalization."""
 
     name = "simshap"
 
-    def __init__(
-        self,
-        num_masks: int = 32,
-        paired: bool = True,
-        activation: Literal["tanh", "identity"] = "tanh",
-    ):
-        super().__init__(num_masks, paired)
-        self.activation = activation
-
     def attributions(self, raw, v_full, v_empty):
-        return ACTIVATIONS[self.activation](raw)
+        return self.activated(raw)
 
     def loss(self, raw, masks, values, v_full, v_empty):
         return simshap_loss(self.attributions(raw, v_full, v_empty), masks, values, v_full, v_empty)
