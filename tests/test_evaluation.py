@@ -184,3 +184,20 @@ def test_localisation_metrics_without_masks_and_inference_mode_are_refused(check
             Evaluation(checkpoints["vit"], methods=["random"], metrics=["aopc_lodds"]),
             datamodule=DigitsDataModule(test_fraction=0.02),
         )
+
+
+def test_a_method_runs_under_several_row_names_with_their_own_options(checkpoints):
+    module = Evaluation(
+        checkpoints["vit"],
+        methods=["kernelshap_64=kernelshap", "kernelshap_128=kernelshap", "random"],
+        metrics=["insertion_deletion_patches"],
+        method_options={"kernelshap_64": {"budget": 64}, "kernelshap_128": {"budget": 128}},
+    )
+    assert list(module.methods) == ["kernelshap_64", "kernelshap_128", "random"]
+    assert [module.methods[r].budget for r in ("kernelshap_64", "kernelshap_128")] == [64, 128]
+    with pytest.raises(ValueError, match=r"method_options names methods not in .*\['kernelshap'\]"):
+        Evaluation(
+            checkpoints["vit"],
+            methods=["kernelshap_64=kernelshap"],
+            method_options={"kernelshap": {}},
+        )

@@ -69,14 +69,15 @@ class Evaluation(ShapleyModule):
         self.model = ExplainedModel(module, f"{CHECKPOINT_OPTION} {checkpoint}")
         self.grid_size, self.num_patches = self.model.grid_size, self.model.num_patches
         method_options = method_options or {}
-        unknown = set(method_options) - set(methods)
+        rows = dict(entry.split("=", 1) if "=" in entry else (entry, entry) for entry in methods)
+        unknown = set(method_options) - set(rows)
         if unknown:
             raise ValueError(
                 f"model.init_args.method_options names methods not in model.init_args.methods: {sorted(unknown)}"
             )
         self.methods = {
-            name: create_method(name, self.model, **method_options.get(name, {}))
-            for name in methods
+            row: create_method(name, self.model, **method_options.get(row, {}))
+            for row, name in rows.items()
         }
         self.explainer_modules = torch.nn.ModuleDict()
         for name, path in explainers.items():
