@@ -183,3 +183,18 @@ def test_localisation_metrics_refuse_a_batch_without_masks():
         RelevanceLocalisation().update(batch(), patches(1, 2, 3, 4))
     with pytest.raises(ValueError, match="segmentation metrics need ground-truth masks"):
         SegmentationScores().update(batch(), patches(1, 2, 3, 4))
+
+
+def test_shapley_accuracy_of_the_logit_game_is_exact_for_an_additive_model():
+    """Logits [0, 4 * mean pixel] are additive over patches: the logit game's Shapley values are each
+    patch's contribution 4 * (4 pixels * its value) / 16 = its value, so (4, 3, 2, 1) scores L2 0."""
+    from shapvision.metrics.explanation_shapley_accuracy import ExplanationShapleyAccuracy
+
+    metric = ExplanationShapleyAccuracy(images=1, link="identity")
+    metric.update(batch(), patches(4.0, 3.0, 2.0, 1.0))
+    result = metric.compute()
+    assert float(result["shapley_l2"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(result["shapley_pearson"]) == pytest.approx(1.0)
+    probability = ExplanationShapleyAccuracy(images=1)
+    probability.update(batch(), patches(4.0, 3.0, 2.0, 1.0))
+    assert float(probability.compute()["shapley_l2"]) > 0.01  # the softmax game is not additive

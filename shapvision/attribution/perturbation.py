@@ -16,18 +16,21 @@ from shapvision.shapley.kernel_shap import kernel_shap
 
 
 class TargetGame:
-    """The single-image game ``bool (M, N) -> (M,)``: the target's probability under each mask."""
+    """The single-image game ``bool (M, N) -> (M,)``: the target's probability (``link="softmax"``) or
+    logit (``"identity"``, the game whose Shapley values SVO's votes are) under each mask."""
 
-    def __init__(self, model, image: torch.Tensor, target: torch.Tensor):
-        self.model, self.image, self.target = model, image, target
+    def __init__(self, model, image: torch.Tensor, target: torch.Tensor, link: str = "softmax"):
+        self.model, self.image, self.target, self.link = model, image, target, link
 
     @torch.no_grad()
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         images = self.image.unsqueeze(0).expand(masks.shape[0], *self.image.shape)
-        keep = masks.to(self.image.device)
-        return self.model.masked_probabilities(
-            images, keep, self.target.expand(masks.shape[0])
-        ).double()
+        keep, target = masks.to(self.image.device), self.target.expand(masks.shape[0])
+        if self.link == "identity":
+            return (
+                self.model.masked_logits(images, keep).gather(1, target.view(-1, 1))[:, 0].double()
+            )
+        return self.model.masked_probabilities(images, keep, target).double()
 
 
 class LeaveOneOut(AttributionMethod):

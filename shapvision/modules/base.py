@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from jsonargparse._common import class_instantiators
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from timm.optim import param_groups_weight_decay
 
@@ -108,13 +109,17 @@ def construct_nested(build, *args, **kwargs):
     ``save_hyperparameters`` would otherwise take another module's options: under LightningCLI, Lightning
     hands the CLI's model hyperparameters (a context variable) to every module constructed while the
     outer one is built; and without it, Lightning's frame walk merges the init arguments of every
-    enclosing ``__init__`` frame of a LightningModule. Clearing the variable and calling from this
+    enclosing ``__init__`` frame of a LightningModule. Clearing the variables and calling from this
     plain function's frame stops both.
     """
     token = _given_hyperparameters.set(None)
+    # A CLI-trained checkpoint is rebuilt through jsonargparse, whose instantiators (a context variable
+    # LightningCLI sets while it builds the outer module) would wrap it in the outer options again.
+    instantiators = class_instantiators.set(None)
     try:
         return build(*args, **kwargs)
     finally:
+        class_instantiators.reset(instantiators)
         _given_hyperparameters.reset(token)
 
 
