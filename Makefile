@@ -79,7 +79,7 @@ svo-ablation-digits: $(STAMP)
 	  echo "== $$name"; \
 	  $(SV) fit $(DIGITS) $$opts; \
 	  $(SV) test $(DIGITS) $$opts --ckpt_path runs/digits/$$name/best.ckpt; \
-	  $(SV) test $(DIGITS) $(SVO_ABLATION_EVAL) --model.init_args.checkpoint runs/digits/$$name/best.ckpt --trainer.logger.init_args.save_dir runs/digits/$$name --trainer.logger.init_args.name evaluation; \
+	  $(SV) test $(DIGITS) $(SVO_ABLATION_EVAL) --model.init_args.checkpoint runs/digits/$$name/best.ckpt --trainer.logger.init_args.save_dir runs/digits/$$name --trainer.logger.init_args.name evaluation --trainer.logger.init_args.version ""; \
 	done
 	$(BIN)/python -m shapvision.svo_ablation --runs runs/digits/svo_ablation --out docs/svo_ablation.md
 

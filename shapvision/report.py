@@ -62,7 +62,7 @@ def build_report(runs: Path, table: Path, out: Path, elapsed: str | None) -> str
         "Each model is explained and scored on its own game: the explainer and KernelSHAP explain the",
         "surrogate's class probabilities, SVO-ViT's votes and KernelSHAP its own logits, so L2 compares",
         "within a model only; Pearson / Spearman are against the exact Shapley values of that game (all",
-        "2^16 coalitions, first 16 test images, the predicted class). Insertion / deletion: all test",
+        "2^16 coalitions, first 8 test images, the predicted class). Insertion / deletion: the first 128 test",
         "images, patches dropped (ViT-Shapley) and on pixels (RISE's blur / zero), scored by the model.",
         "",
         body,
