@@ -159,7 +159,7 @@ def run_table(name: str, out: Path, extra: list[str], env: dict[str, str]) -> st
         writer.writeheader()
         writer.writerows(rows)
     accuracy = "\n".join(
-        f"- {key}: test accuracy {r['model_accuracy']:.4f}"
+        f"- {key}: accuracy on the evaluated test images {r['model_accuracy']:.4f}"
         if r["model_accuracy"] is not None
         else f"- {key}: no labels"
         for key, r in {r["model"]: r for r in rows}.items()

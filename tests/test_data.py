@@ -234,3 +234,27 @@ def test_mura_layout_errors_name_the_layout(tmp_path):
     (tmp_path / "m" / "valid").mkdir()
     with pytest.raises(FileNotFoundError, match=r"holds no study images"):
         MURADataModule(str(tmp_path / "m"))
+
+
+def test_image_folder_transforms_come_from_timm_and_match_the_classic_pipeline(tmp_path):
+    from torchvision import transforms
+
+    root = make_folder(tmp_path)
+    data = ImageFolderDataModule(str(root), img_size=16, num_workers=0)
+    image = Image.new("RGB", (40, 30), color=(10, 120, 230))
+    image.putpixel((5, 5), (255, 0, 0))
+    classic = transforms.Compose(
+        [
+            transforms.Resize(18),
+            transforms.CenterCrop(16),
+            transforms.ToTensor(),
+            transforms.Normalize(data.mean, data.std),
+        ]
+    )
+    torch.testing.assert_close(data._transform(False)(image), classic(image))
+    vit = ImageFolderDataModule(
+        str(root), img_size=16, num_workers=0, timm_model="vit_base_patch16_224"
+    )
+    assert vit.mean == (0.5, 0.5, 0.5) and vit.crop_pct == 0.9 and vit.interpolation == "bicubic"
+    with pytest.raises(ValueError, match="timm_model 'no_such_model' is not a timm model"):
+        ImageFolderDataModule(str(root), num_workers=0, timm_model="no_such_model")

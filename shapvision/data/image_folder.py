@@ -12,10 +12,13 @@ seed 44) or test uses val/ entirely.
 import os
 import warnings
 from pathlib import Path
+from typing import Literal
 
+import timm
 import torch
+from timm.data import create_transform
 from torch.utils.data import Subset
-from torchvision import datasets, transforms
+from torchvision import datasets
 
 from shapvision.data.base import ShapleyDataModule
 
@@ -98,6 +101,9 @@ class ImageFolderDataModule(ShapleyDataModule):
         std: tuple[float, float, float] = IMAGENET_STD,
         augment: bool = True,
         predict_dir: str | None = None,
+        timm_model: str | None = None,
+        crop_pct: float = 0.875,
+        interpolation: Literal["bilinear", "bicubic"] = "bilinear",
     ):
         super().__init__(
             batch_size=batch_size,
@@ -109,6 +115,16 @@ class ImageFolderDataModule(ShapleyDataModule):
         self.test_from_val = test_from_val
         self.split_seed = split_seed
         self.mean, self.std, self.augment = tuple(mean), tuple(std), augment
+        self.crop_pct, self.interpolation = crop_pct, interpolation
+        if timm_model is not None:
+            # The preprocessing the pretrained weights were trained with (timm's data config).
+            config = timm.models.get_pretrained_cfg(timm_model)
+            if config is None:
+                raise ValueError(
+                    f"data.init_args.timm_model {timm_model!r} is not a timm model with a pretrained config"
+                )
+            self.mean, self.std = tuple(config.mean), tuple(config.std)
+            self.crop_pct, self.interpolation = config.crop_pct, config.interpolation
         self.predict_dir = (
             None if predict_dir is None else Path(os.path.expandvars(str(predict_dir))).expanduser()
         )
@@ -166,18 +182,16 @@ class ImageFolderDataModule(ShapleyDataModule):
         return self.skipped.value
 
     def _transform(self, train: bool):
-        normalize = [transforms.ToTensor(), transforms.Normalize(self.mean, self.std)]
-        if train and self.augment:
-            return transforms.Compose(
-                [
-                    transforms.RandomResizedCrop(self.img_size),
-                    transforms.RandomHorizontalFlip(),
-                    *normalize,
-                ]
-            )
-        resize = int(round(self.img_size / 0.875))
-        return transforms.Compose(
-            [transforms.Resize(resize), transforms.CenterCrop(self.img_size), *normalize]
+        """timm's ``create_transform``: RandomResizedCrop + flip for training (no colour jitter), resize to
+        ``img_size / crop_pct`` + centre crop for evaluation, then normalisation."""
+        return create_transform(
+            self.img_size,
+            is_training=train and self.augment,
+            color_jitter=None,
+            interpolation=self.interpolation,
+            crop_pct=self.crop_pct,
+            mean=self.mean,
+            std=self.std,
         )
 
     def setup(self, stage: str | None = None) -> None:
