@@ -38,7 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/shapley_core.py
 	$(BENCH_ENV) $(BIN)/python benchmarks/masked_forward.py
 	$(BENCH_ENV) $(BIN)/python benchmarks/svo_step.py
-	$(BENCH_ENV) $(BIN)/python benchmarks/insertion_deletion.py
+	$(BENCH_ENV) $(BIN)/python benchmarks/insertion_deletion.py --backbone vit_small_patch16_224 --repeats 1 --no-warmup
 
 SV := $(BIN)/shapvision
 DIGITS := --config experiments/digits/trainer.yaml

@@ -25,13 +25,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, repeats: int, device: torch.device) -> float:
-    """Median wall time of ``repeats`` calls, after one warm-up call (kernels, allocators)."""
+def timed(fn, repeats: int, device: torch.device, warmup: bool = True) -> float:
+    """Median wall time of ``repeats`` calls, after one warm-up call (kernels, allocators) unless ``warmup`` is off."""
     timings = []
-    for _ in range(repeats + 1):
+    for _ in range(repeats + int(warmup)):
         synchronize(device)
         start = time.perf_counter()
         fn()
         synchronize(device)
         timings.append(time.perf_counter() - start)
-    return statistics.median(timings[1:])
+    return statistics.median(timings[int(warmup) :])

@@ -7,7 +7,8 @@ sends every masked sample of the batch through the masked model at once, removed
 samples packed into shared rows: about N^2 / 2 kept tokens per curve instead of N full forwards.
 Both run side by side on the same images and attributions; the curves are compared.
 
-    python benchmarks/insertion_deletion.py                                  # CPU: ViT-B/16 at 224, 1 image
+    python benchmarks/insertion_deletion.py                                  # ViT-B/16 at 224, 1 image
+    python benchmarks/insertion_deletion.py --backbone vit_small_patch16_224 --repeats 1 --no-warmup  # 2-core CPU
     python benchmarks/insertion_deletion.py --device cuda --dtype bfloat16 --images 16
 """
 
@@ -46,6 +47,9 @@ def main():
         "--chunk", type=int, default=512, help="masked samples per forward in the packed path"
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--no-warmup", action="store_true", help="skip the warm-up call (slow CPU runs)"
+    )
     add_device_options(parser)
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
