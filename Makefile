@@ -138,9 +138,16 @@ vitshapley-mura: $(STAMP)
 	$(call folder_pipeline,mura)
 
 # The Salvage explainer on a pipeline's surrogate (for `make table-salvage`): make salvage-explainer-pets DATA=...
-salvage-explainer-%: $(STAMP)
-	@test -n "$(DATA)" || { echo "usage: make $@ DATA=/path/to/dataset (after make vitshapley-$*)"; exit 2; }
-	$(SV) fit --config experiments/$*/trainer.yaml --config experiments/$*/explainer_salvage.yaml --data.init_args.root $(DATA)
+define salvage_explainer
+	@test -n "$(DATA)" || { echo "usage: make $@ DATA=/path/to/dataset (after make vitshapley-$(1))"; exit 2; }
+	$(SV) fit --config experiments/$(1)/trainer.yaml --config experiments/$(1)/explainer_salvage.yaml --data.init_args.root $(DATA)
+endef
+salvage-explainer-pets: $(STAMP)
+	$(call salvage_explainer,pets)
+salvage-explainer-imagenette: $(STAMP)
+	$(call salvage_explainer,imagenette)
+salvage-explainer-mura: $(STAMP)
+	$(call salvage_explainer,mura)
 
 # SVO on ImageNet (GPU), each run fit then test on val/; the plain classifiers are the accuracy baselines:
 #   make svo-vit-imagenet DATA=/data/imagenet WEIGHTS=/models/vit_base_patch16_224.safetensors
