@@ -283,7 +283,7 @@ def test_nan_loss_stops_training_naming_the_step():
         trainer.fit(model, data)
 
 
-@pytest.mark.parametrize("experiment", ["digits", "imagenette", "pets", "imagenet"])
+@pytest.mark.parametrize("experiment", ["digits", "imagenette", "pets", "imagenet", "mura"])
 def test_experiment_configs_parse(experiment, tmp_path):
     """Every stage config of every experiment is valid for the CLI (parsed, not run)."""
     folder = Path(__file__).resolve().parents[1] / "experiments" / experiment
