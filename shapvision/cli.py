@@ -1,7 +1,7 @@
 """The ``shapvision`` command: LightningCLI with every LightningModule and DataModule in subclass mode.
 
     shapvision fit --config experiments/digits/classifier.yaml
-    shapvision test --config experiments/digits/explainer_fastshap.yaml --ckpt_path runs/digits/explainer_fastshap/best.ckpt
+    shapvision test --config experiments/digits/evaluation_vitshapley.yaml
     shapvision fit --print_config --config ...
 
 ``data.num_classes`` and ``data.img_size`` are linked into the model, so the head and the patch grid
@@ -9,7 +9,7 @@ always match the data; the resolved config is saved in the run directory.
 
 With ``--ckpt_path`` the config decides the model's options and the checkpoint supplies the weights
 (Lightning's default would replace the model options with the checkpoint's hyperparameters and
-silently ignore overrides such as ``--model.init_args.exact_images``).
+silently ignore overrides such as ``--model.init_args.value_batch_size``).
 """
 
 import sys
