@@ -30,6 +30,10 @@ class MeanPixelModel:
         m = images.mean((1, 2, 3))
         return torch.stack([torch.zeros_like(m), 4 * m], 1)
 
+    @staticmethod
+    def link(logits):
+        return logits.softmax(-1)
+
     def masked_logits(self, images, keep):
         return self.logits(
             images * pixel_mask(keep, self.grid_size, self.patch_size).to(images.dtype)

@@ -69,6 +69,3 @@ class ExplainedModel:
         self, images: torch.Tensor, keep: torch.Tensor, target: torch.Tensor
     ) -> torch.Tensor:
         return self.link(self.masked_logits(images, keep)).gather(1, target.view(-1, 1)).squeeze(1)
-
-    def parameters(self):
-        return self.module.parameters()

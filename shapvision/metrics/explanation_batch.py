@@ -2,7 +2,8 @@
 
 The evaluation module builds one :class:`ExplanationBatch` per test batch and hands it, with each
 method's :class:`Attribution`, to every metric's ``update``. Costly shared quantities (the model's
-reference Shapley values, the unperturbed probabilities) are computed once per batch, on first use.
+reference Shapley values) are computed once per batch, on first use; the unperturbed logits come from
+the evaluation's own forward.
 """
 
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ class ExplanationBatch:
     model: ExplainedModel
     labels: torch.Tensor | None = None
     gt_mask: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
     chunk: int = 1024
     cache: dict = field(default_factory=dict)
 
@@ -63,15 +65,11 @@ class ExplanationBatch:
         )
 
     def original_probability(self, classes: torch.Tensor) -> torch.Tensor:
-        key = ("p", classes.data_ptr())
-        if key not in self.cache:
-            self.cache[key] = self.probabilities(self.images, classes)
-        return self.cache[key]
-
-
-def repeat_images(images: torch.Tensor, times: int) -> torch.Tensor:
-    """``(B, C, H, W)`` -> ``(B * times, C, H, W)``, each image ``times`` times in a row."""
-    return images.unsqueeze(1).expand(-1, times, *images.shape[1:]).reshape(-1, *images.shape[1:])
+        """p(class | unperturbed image), from the logits the evaluation already computed when given."""
+        if self.logits is None:
+            with torch.no_grad():
+                self.logits = self.model.logits(self.images)
+        return self.model.link(self.logits).gather(1, classes.view(-1, 1)).squeeze(1)
 
 
 def pixel_ranks(pixel_map: torch.Tensor) -> torch.Tensor:

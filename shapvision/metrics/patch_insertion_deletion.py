@@ -10,8 +10,8 @@ packing fills rows with about N^2 / 2 kept tokens in all instead of N full forwa
 
 import torch
 
-from shapvision.metrics.explanation_batch import repeat_images
 from shapvision.metrics.insertion_deletion import InsertionDeletion
+from shapvision.models.masked_backbone import repeat_per_mask
 
 
 def curve_masks(attribution: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,7 +28,7 @@ def packed_curves(batch, attribution: torch.Tensor) -> tuple[torch.Tensor, torch
     insertion, deletion = curve_masks(attribution)
     size, steps = attribution.shape[0], insertion.shape[1]
     keep = torch.cat([insertion, deletion], 1).reshape(-1, attribution.shape[1])
-    images = repeat_images(batch.images, 2 * steps)
+    images = repeat_per_mask(batch.images, 2 * steps)
     classes = batch.target.repeat_interleave(2 * steps)
     scores = batch.masked_probabilities(images, keep, classes).view(size, 2, steps)
     return scores[:, 0], scores[:, 1]

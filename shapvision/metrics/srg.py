@@ -15,10 +15,9 @@ by its score range y(x) - y(all occluded), so that models of different confidenc
 import torch
 from torchmetrics import Metric
 
-from shapvision.metrics.explanation_batch import repeat_images
 from shapvision.metrics.patch_insertion_deletion import curve_masks
 from shapvision.metrics.pixel_insertion_deletion import trapezoid_auc
-from shapvision.models.masked_backbone import pixel_mask
+from shapvision.models.masked_backbone import pixel_mask, repeat_per_mask
 
 
 class SymmetricRelevanceGain(Metric):
@@ -43,7 +42,7 @@ class SymmetricRelevanceGain(Metric):
         size, steps, n = mif_keep.shape
         keep = torch.cat([mif_keep, lif_keep], 1).reshape(-1, n)
         kept = pixel_mask(keep, model.grid_size, model.patch_size).to(images.dtype)
-        occluded = repeat_images(images, 2 * steps) * kept + self.fill * (1 - kept)
+        occluded = repeat_per_mask(images, 2 * steps) * kept + self.fill * (1 - kept)
         classes = batch.label_or_target.repeat_interleave(2 * steps)
         y = batch.probabilities(occluded, classes).view(size, 2, steps).double()
         srg = trapezoid_auc(y[:, 1] - y[:, 0])

@@ -169,6 +169,7 @@ class Evaluation(ShapleyModule):
             model=self.model,
             labels=labels,
             gt_mask=batch.get("mask"),
+            logits=logits,
             chunk=self.hparams.forward_chunk,
         )
         attributions = {}
