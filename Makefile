@@ -8,7 +8,7 @@ PYTEST_FLAGS ?=
 
 .PHONY: install test test-slow lint bench demo clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets vitshapley-mura \
 	table-svo-faithfulness table-svo-segmentation table-salvage table-vitshapley salvage-explainer-pets salvage-explainer-imagenette salvage-explainer-mura \
-	svo-vit-digits svo-ablation-digits svo-vit-imagenet svo-resnet-imagenet classifier-vit-imagenet classifier-resnet-imagenet
+	svo-vit-digits svo-ablation-digits svo-vit-imagenet svo-resnet-imagenet classifier-vit-imagenet classifier-resnet-imagenet fastshap-resnet-imagenet
 
 install: $(STAMP)
 
@@ -170,3 +170,14 @@ classifier-vit-imagenet: $(STAMP)
 
 classifier-resnet-imagenet: $(STAMP)
 	$(call imagenet_run,classifier_resnet)
+
+# The FastSHAP row of SVO Tables 2-3 on ResNet-50: surrogate then explainer, after classifier-resnet-imagenet.
+define imagenet_stage
+	@test -n "$(DATA)" || { echo "usage: make $@ DATA=/path/to/imagenet [ARGS=...]"; exit 2; }
+	$(SV) fit --config experiments/imagenet/trainer.yaml --config experiments/imagenet/$(1).yaml --data.init_args.root $(DATA) $(ARGS)
+	$(SV) test --config experiments/imagenet/trainer.yaml --config experiments/imagenet/$(1).yaml --data.init_args.root $(DATA) $(ARGS) --ckpt_path runs/imagenet/$(1)/best.ckpt
+endef
+
+fastshap-resnet-imagenet: $(STAMP)
+	$(call imagenet_stage,surrogate_resnet)
+	$(call imagenet_stage,explainer_resnet)

@@ -2,12 +2,16 @@
 
     python data/layout_datasets.py imagenette imagenette2.tgz              OUT   # train/ val/ (use test_from_val)
     python data/layout_datasets.py pets images.tar.gz                      OUT   # train/ val/ test/, 80/10/10 per breed, seed 44
+    python data/layout_datasets.py pets images.tar.gz OUT --trimaps annotations.tar.gz # + OUT/masks/<split>/<breed>/<n>.png
     python data/layout_datasets.py mura MURA-v1.1.zip                      OUT   # OUT/train, OUT/valid (MURADataModule)
     python data/layout_datasets.py imagenet ILSVRC2012_img_train.tar OUT --val ILSVRC2012_img_val.tar --val-labels LOC_val_solution.csv
 
 Nothing is downloaded: point it at archives fetched on a machine with network access. Existing
 files in OUT are kept (rerunning resumes); an archive that is not what it should be stops the script
 with a message naming the file and what was expected.
+
+Pets object masks (``--trimaps``, for RMA / RRA): the pet is trimap classes 1 (pet) and 3 (its
+border), written as 255; 2 (background) as 0. Read them with ``ImageFolderDataModule(mask_root=OUT/masks)``.
 """
 
 import argparse
@@ -20,6 +24,9 @@ import tarfile
 import zipfile
 from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 IMAGE = re.compile(r"\.(jpe?g|png)$", re.IGNORECASE)
 
@@ -50,18 +57,25 @@ def imagenette(archive: Path, out: Path) -> int:
             write(out / parts[-3] / parts[-2] / parts[-1], data)
             count += 1
     if not count:
-        fail(f"{archive} has no <top>/train|val/<wnid>/<image>: is it the fast.ai imagenette2 archive?")
+        fail(
+            f"{archive} has no <top>/train|val/<wnid>/<image>: is it the fast.ai imagenette2 archive?"
+        )
     return count
 
 
-def pets(archive: Path, out: Path, seed: int = 44) -> int:
-    by_breed = defaultdict(list)
+PET_TRIMAP_CLASSES = (1, 3)
+
+
+def pets(archive: Path, out: Path, seed: int = 44, trimaps: Path | None = None) -> int:
+    by_breed, split_of = defaultdict(list), {}
     for name, data in tar_members(archive):
         match = re.fullmatch(r"(?:.*/)?images/(.+)_(\d+)\.jpg", name)
         if match:
             by_breed[match.group(1)].append((f"{match.group(1)}_{match.group(2)}.jpg", data))
     if not by_breed:
-        fail(f"{archive} has no images/<Breed_Name>_<n>.jpg: is it the Oxford-IIIT Pets images.tar.gz?")
+        fail(
+            f"{archive} has no images/<Breed_Name>_<n>.jpg: is it the Oxford-IIIT Pets images.tar.gz?"
+        )
     rng = random.Random(seed)
     for breed, items in sorted(by_breed.items()):
         items.sort()
@@ -70,19 +84,50 @@ def pets(archive: Path, out: Path, seed: int = 44) -> int:
         for i, (file, data) in enumerate(items):
             split = "train" if i < n_train else "val" if i < n_train + n_val else "test"
             write(out / split / breed / file, data)
+            split_of[Path(file).stem] = (split, breed)
+    if trimaps is not None:
+        pets_masks(trimaps, out / "masks", split_of)
     return sum(len(v) for v in by_breed.values())
+
+
+def pets_masks(archive: Path, out: Path, split_of: dict[str, tuple[str, str]]) -> None:
+    """annotations/trimaps/<Breed>_<n>.png -> out/<split>/<breed>/<Breed>_<n>.png, pet = 255."""
+    written = 0
+    for name, data in tar_members(archive):
+        match = re.fullmatch(r"(?:.*/)?trimaps/([^/.][^/]*)\.png", name)
+        if not match or match.group(1) not in split_of:
+            continue
+        split, breed = split_of[match.group(1)]
+        trimap = np.array(Image.open(io.BytesIO(data)))
+        mask = np.isin(trimap, PET_TRIMAP_CLASSES).astype(np.uint8) * 255
+        buffer = io.BytesIO()
+        Image.fromarray(mask).save(buffer, format="PNG")
+        write(out / split / breed / f"{match.group(1)}.png", buffer.getvalue())
+        written += 1
+    missing = len(split_of) - written
+    if not written:
+        fail(
+            f"{archive} has no annotations/trimaps/<Breed_Name>_<n>.png: is it the Oxford-IIIT Pets annotations.tar.gz?"
+        )
+    if missing:
+        print(f"pets: {missing} images have no trimap in {archive}; mask_root will name them")
 
 
 def mura(archive: Path, out: Path) -> int:
     count = 0
     with zipfile.ZipFile(archive) as handle:
         for name in handle.namelist():
-            match = re.search(r"(train|valid)/(XR_[A-Z]+/patient\d+/study\d+_(?:positive|negative)/[^/]+\.png)$", name)
+            match = re.search(
+                r"(train|valid)/(XR_[A-Z]+/patient\d+/study\d+_(?:positive|negative)/[^/]+\.png)$",
+                name,
+            )
             if match:
                 write(out / match.group(1) / match.group(2), handle.read(name))
                 count += 1
     if not count:
-        fail(f"{archive} has no train|valid/XR_*/patient*/study*_positive|negative/*.png: is it MURA-v1.1.zip?")
+        fail(
+            f"{archive} has no train|valid/XR_*/patient*/study*_positive|negative/*.png: is it MURA-v1.1.zip?"
+        )
     return count
 
 
@@ -99,11 +144,15 @@ def read_val_labels(path: Path) -> dict[str, str]:
                 file, wnid = line.split()[:2]
                 labels[Path(file).stem] = wnid
     if not labels:
-        fail(f"{path} holds no validation labels (ImageId,PredictionString CSV or 'file wnid' lines)")
+        fail(
+            f"{path} holds no validation labels (ImageId,PredictionString CSV or 'file wnid' lines)"
+        )
     return labels
 
 
-def imagenet(train_archive: Path, out: Path, val_archive: Path | None, val_labels: Path | None) -> int:
+def imagenet(
+    train_archive: Path, out: Path, val_archive: Path | None, val_labels: Path | None
+) -> int:
     count = 0
     with tarfile.open(train_archive) as outer:
         for member in outer:
@@ -113,13 +162,18 @@ def imagenet(train_archive: Path, out: Path, val_archive: Path | None, val_label
             with tarfile.open(fileobj=outer.extractfile(member)) as inner:
                 for image in inner:
                     if image.isfile():
-                        write(out / "train" / wnid / Path(image.name).name, inner.extractfile(image).read())
+                        write(
+                            out / "train" / wnid / Path(image.name).name,
+                            inner.extractfile(image).read(),
+                        )
                         count += 1
     if not count:
         fail(f"{train_archive} holds no per-synset .tar files: is it ILSVRC2012_img_train.tar?")
     if val_archive is not None:
         if val_labels is None:
-            fail("--val needs --val-labels (LOC_val_solution.csv or a 'file wnid' list) to sort images by synset")
+            fail(
+                "--val needs --val-labels (LOC_val_solution.csv or a 'file wnid' list) to sort images by synset"
+            )
         labels = read_val_labels(val_labels)
         for name, data in tar_members(val_archive):
             stem = Path(name).stem
@@ -131,21 +185,30 @@ def imagenet(train_archive: Path, out: Path, val_archive: Path | None, val_label
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dataset", choices=["imagenette", "pets", "mura", "imagenet"])
     parser.add_argument("archive", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--val", type=Path, help="imagenet: ILSVRC2012_img_val.tar")
-    parser.add_argument("--val-labels", type=Path, help="imagenet: LOC_val_solution.csv or 'file wnid' lines")
+    parser.add_argument(
+        "--val-labels", type=Path, help="imagenet: LOC_val_solution.csv or 'file wnid' lines"
+    )
     parser.add_argument("--seed", type=int, default=44, help="pets: split seed (ViT-Shapley: 44)")
+    parser.add_argument(
+        "--trimaps",
+        type=Path,
+        help="pets: annotations.tar.gz, written as object masks under OUT/masks",
+    )
     args = parser.parse_args(argv)
-    for path in (args.archive, args.val, args.val_labels):
+    for path in (args.archive, args.val, args.val_labels, args.trimaps):
         if path is not None and not path.is_file():
             fail(f"{path} not found")
     if args.dataset == "imagenette":
         count = imagenette(args.archive, args.out)
     elif args.dataset == "pets":
-        count = pets(args.archive, args.out, args.seed)
+        count = pets(args.archive, args.out, args.seed, args.trimaps)
     elif args.dataset == "mura":
         count = mura(args.archive, args.out)
     else:

@@ -98,10 +98,10 @@ TABLES = {
         SEGMENTATION,
     ),
     "salvage": Table(
-        "Salvage Table 1: SRG / R-SRG on Pets, ImageNette, MURA",
+        "Salvage Table 1: SRG / R-SRG on Pets, ImageNette, MURA; RMA / RRA on Pets (trimaps)",
         "experiments/tables/trainer.yaml",
         {ds: f"experiments/tables/salvage/{ds}.yaml" for ds in ("pets", "imagenette", "mura")},
-        ("srg", "r_srg"),
+        ("srg", "r_srg", "rma", "rra"),
     ),
     "vitshapley": Table(
         "ViT-Shapley insertion / deletion on ImageNette and Pets",

@@ -258,3 +258,53 @@ def test_image_folder_transforms_come_from_timm_and_match_the_classic_pipeline(t
     assert vit.mean == (0.5, 0.5, 0.5) and vit.crop_pct == 0.9 and vit.interpolation == "bicubic"
     with pytest.raises(ValueError, match="timm_model 'no_such_model' is not a timm model"):
         ImageFolderDataModule(str(root), num_workers=0, timm_model="no_such_model")
+
+
+def write_object(root, split, name, stem, box):
+    """An image with a bright rectangle ``box`` (left, top, right, bottom) and its mask beside it."""
+    image = Image.new("RGB", (48, 32), color=(0, 0, 0))
+    image.paste((255, 255, 255), box)
+    mask = Image.new("L", (48, 32), color=0)
+    mask.paste(255, box)
+    (root / split / name).mkdir(parents=True, exist_ok=True)
+    (root / "masks" / split / name).mkdir(parents=True, exist_ok=True)
+    image.save(root / split / name / f"{stem}.jpg")
+    mask.save(root / "masks" / split / name / f"{stem}.png")
+
+
+def test_image_folder_masks_follow_the_image_geometry(tmp_path):
+    for split in ("train", "val", "test"):
+        write_object(tmp_path, split, "cat", "a", (20, 4, 44, 20))
+        write_object(tmp_path, split, "dog", "b", (2, 10, 16, 30))
+    data = ImageFolderDataModule(
+        str(tmp_path),
+        img_size=16,
+        num_workers=0,
+        mask_root=str(tmp_path / "masks"),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+    )
+    assert data.has_masks
+    data.setup("test")
+    batch = next(iter(data.test_dataloader()))
+    bright = batch["image"][:, :1] > 0
+    mask = batch["mask"]
+    assert mask.shape == (2, 1, 16, 16) and set(mask.unique().tolist()) == {0.0, 1.0}
+    # resize (shorter side 32 -> 16 / 0.875) + centre crop moved both the same way: the rectangle is
+    # off-centre and clipped by the crop, so a mask that skipped the geometry would disagree widely
+    assert (bright == mask.bool()).float().mean() > 0.93
+    assert (mask[0, 0, :, :3] == 0).all() and mask[0].sum() > 20
+
+
+def test_image_folder_names_images_without_masks(tmp_path):
+    for split in ("train", "val"):
+        write_object(tmp_path, split, "cat", "a", (0, 0, 8, 8))
+        write_object(tmp_path, split, "dog", "b", (0, 0, 8, 8))
+    (tmp_path / "masks" / "val" / "dog" / "b.png").unlink()
+    data = ImageFolderDataModule(
+        str(tmp_path), img_size=16, num_workers=0, mask_root=str(tmp_path / "masks")
+    )
+    with pytest.raises(FileNotFoundError, match=r"data.mask_root: 1 of 2 images .*dog/b.png"):
+        data.setup("test")
+    with pytest.raises(FileNotFoundError, match=r"data.mask_root .*nowhere has no val/ folder"):
+        ImageFolderDataModule(str(tmp_path), mask_root=str(tmp_path / "nowhere"))

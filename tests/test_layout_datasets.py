@@ -7,6 +7,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -18,6 +19,15 @@ SCRIPT = Path(__file__).resolve().parents[1] / "data" / "layout_datasets.py"
 def png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (20, 20), (10, 200, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def trimap() -> bytes:
+    """An Oxford Pets trimap: pet (1) on the left, its border (3), background (2) on the right."""
+    values = np.full((20, 20), 2, dtype=np.uint8)
+    values[:, :10], values[:, 10:15] = 1, 3
+    buffer = io.BytesIO()
+    Image.fromarray(values).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -59,6 +69,32 @@ def test_imagenette_and_pets_archives_become_image_folders(tmp_path):
     assert counts == {"train": 16, "val": 2, "test": 2}
     data = ImageFolderDataModule(str(tmp_path / "pets"), img_size=16, num_workers=0)
     assert data.class_names == ["Abyssinian", "american_bulldog"] and data.has_test_dir
+
+    with tarfile.open(tmp_path / "annotations.tar.gz", "w:gz") as tar:
+        for breed in ("Abyssinian", "american_bulldog"):
+            for k in range(1, 21):
+                add(tar, f"annotations/trimaps/{breed}_{k}.png", trimap())
+                add(tar, f"annotations/trimaps/._{breed}_{k}.png", b"macOS resource fork")
+    result = run(
+        "pets",
+        tmp_path / "images.tar.gz",
+        tmp_path / "pets",
+        "--trimaps",
+        tmp_path / "annotations.tar.gz",
+    )
+    assert result.returncode == 0, result.stderr
+    first_test = sorted((tmp_path / "pets" / "test" / "Abyssinian").iterdir())[0]
+    mask_file = tmp_path / "pets" / "masks" / "test" / "Abyssinian" / f"{first_test.stem}.png"
+    mask = np.array(Image.open(mask_file))
+    assert (mask[:, :15] == 255).all() and (mask[:, 15:] == 0).all()  # pet and border; background
+    data = ImageFolderDataModule(
+        str(tmp_path / "pets"),
+        img_size=16,
+        num_workers=0,
+        mask_root=str(tmp_path / "pets" / "masks"),
+    )
+    data.setup("test")
+    assert data.has_masks and next(iter(data.test_dataloader()))["mask"].shape[1:] == (1, 16, 16)
 
 
 def test_mura_and_imagenet_archives(tmp_path):

@@ -53,6 +53,13 @@ def fixtures(tmp_path_factory):
     data, ckpts = base / "data", base / "checkpoints"
     image_folder(data / "imagenet")
     image_folder(data / "oxford-pets", splits=("train", "val", "test"))
+    for split in ("val", "test"):
+        for name in ("a", "b"):
+            (data / "oxford-pets" / "masks" / split / name).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.tri(40, 40, dtype=np.uint8) * 255).save(
+                    data / "oxford-pets" / "masks" / split / name / f"{i}.png"
+                )
     image_folder(data / "imagenette2")
     make_mura(data / "MURA-v1.1", patients=4)
     rng = np.random.default_rng(0)
@@ -73,6 +80,14 @@ def fixtures(tmp_path_factory):
     )
     save_checkpoint(
         SVOClassifier(backbone="resnet18", **common), ckpts / "svo_resnet" / "best.ckpt"
+    )
+    surrogate_resnet = save_checkpoint(
+        Surrogate(classifier_checkpoint=str(ckpts / "classifier_resnet" / "best.ckpt"), **common),
+        ckpts / "surrogate_resnet" / "best.ckpt",
+    )
+    save_checkpoint(
+        Explainer(surrogate_checkpoint=surrogate_resnet, head_hidden_dim=16, **common),
+        ckpts / "explainer_resnet" / "best.ckpt",
     )
     pipeline = ckpts / "pets"
     surrogate = save_checkpoint(
@@ -123,6 +138,7 @@ def test_svo_faithfulness_table(fixtures):
     for row in (
         "| ViT-B/16 | game |",
         "| ResNet-50 | integrated_gradients |",
+        "| ResNet-50 | fastshap |",
         "| SVO-ViT | svo |",
         "| SVO-ResNet | svo |",
     ):
@@ -135,6 +151,7 @@ def test_svo_segmentation_table_on_the_mat_file(fixtures):
     assert (
         "| model | method | pixel_accuracy | mAP | mIoU |" in table and "| SVO-ViT | svo |" in table
     )
+    assert "| ResNet-50 | fastshap |" in table
 
 
 def test_salvage_and_vitshapley_tables(fixtures):
@@ -142,7 +159,18 @@ def test_salvage_and_vitshapley_tables(fixtures):
     table = run_table(fixtures, "salvage", *options)
     for row in ("| pets | salvage |", "| imagenette | vit_shapley |", "| mura | eigencam |"):
         assert row in table, table
-    assert "| srg | r_srg |" in table
+    assert "| srg | r_srg | rma | rra |" in table
+    pets_salvage = next(
+        line for line in table.splitlines() if line.startswith("| pets | salvage |")
+    )
+    imagenette_salvage = next(
+        line for line in table.splitlines() if line.startswith("| imagenette | salvage |")
+    )
+    rma, rra = pets_salvage.split("|")[-3:-1]
+    assert (
+        0 <= float(rma) <= 1 and 0 <= float(rra) <= 1
+    )  # Pets rows have localisation, the others none
+    assert imagenette_salvage.split("|")[-3:-1] == ["  ", "  "]
     options = [
         "--model.init_args.method_options",
         "{rise: {num_masks: 16}, smoothgrad: {samples: 2}}",

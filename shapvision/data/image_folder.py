@@ -6,11 +6,11 @@ The layout is checked when the module is built, before any compute; a missing sp
 that differs between splits is an error that shows the expected layout. Unreadable images are
 skipped, counted (``num_skipped``) and reported with their paths, never a crash mid-epoch.
 Without a test/ folder, ``test_from_val`` splits val/ in half (ViT-Shapley's ImageNette protocol,
-seed 44) or test uses val/ entirely.
+seed 44) or test uses val/ entirely. With ``mask_root`` (``shapvision.data.object_masks``), val and
+test samples carry the object ``mask`` the localisation metrics need (RMA / RRA on Pets).
 """
 
 import os
-import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -18,69 +18,14 @@ import timm
 import torch
 from timm.data import create_transform
 from torch.utils.data import Subset
-from torchvision import datasets
 
 from shapvision.data.base import ShapleyDataModule
+from shapvision.data.image_files import ImageFiles, SkippingImageFolder
+from shapvision.data.object_masks import MASK_LAYOUT, ObjectMaskedImageFolder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LAYOUT = "ROOT/train/<class>/*.jpg, ROOT/val/<class>/*.jpg and optionally ROOT/test/<class>/*.jpg"
-
-
-UNREADABLE = (OSError, ValueError, SyntaxError)
-
-
-def count_skipped(counter, path, err) -> None:
-    """Record an unreadable image: one more in the shared counter and a warning that names the file."""
-    with counter.get_lock():
-        counter.value += 1
-    warnings.warn(f"skipping unreadable image {path}: {err}", stacklevel=3)
-
-
-def load_or_count(path, transform, counter):
-    """The transformed image at ``path``, or None (counted and named) when it cannot be read."""
-    try:
-        return transform(datasets.folder.default_loader(str(path)))
-    except UNREADABLE as err:
-        count_skipped(counter, path, err)
-        return None
-
-
-class SkippingImageFolder(datasets.ImageFolder):
-    """ImageFolder whose unreadable files yield None (dropped by the collate function) and are counted."""
-
-    def __init__(self, root, transform, skipped_counter):
-        super().__init__(root, transform=transform)
-        self.skipped_counter = skipped_counter
-
-    def __getitem__(self, index):
-        path, _ = self.samples[index]
-        try:
-            return super().__getitem__(index)
-        except UNREADABLE as err:
-            count_skipped(self.skipped_counter, path, err)
-            return None
-
-
-class ImageFiles(torch.utils.data.Dataset):
-    """A flat folder of images for ``predict``: yields ``{"image"}`` (no label); ``paths`` names each index."""
-
-    EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
-    def __init__(self, folder: Path, transform, skipped_counter):
-        self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in self.EXTENSIONS)
-        if not self.paths:
-            raise FileNotFoundError(
-                f"data.predict_dir {folder} holds no images ({', '.join(self.EXTENSIONS)})"
-            )
-        self.transform, self.skipped_counter = transform, skipped_counter
-
-    def __len__(self):
-        return len(self.paths)
-
-    def __getitem__(self, index):
-        image = load_or_count(self.paths[index], self.transform, self.skipped_counter)
-        return None if image is None else {"image": image}
 
 
 def class_folders(split_dir: Path) -> list[str]:
@@ -104,6 +49,7 @@ class ImageFolderDataModule(ShapleyDataModule):
         timm_model: str | None = None,
         crop_pct: float = 0.875,
         interpolation: Literal["bilinear", "bicubic"] = "bilinear",
+        mask_root: str | None = None,
     ):
         super().__init__(
             batch_size=batch_size,
@@ -133,6 +79,7 @@ class ImageFolderDataModule(ShapleyDataModule):
                 f"data.predict_dir {self.predict_dir} is not a folder of images"
             )
         self._classes = self._check_layout()
+        self.mask_root = None if mask_root is None else self._check_mask_root(mask_root)
         self.skipped = torch.multiprocessing.Value("i", 0)
 
     def _check_layout(self) -> list[str]:
@@ -169,9 +116,24 @@ class ImageFolderDataModule(ShapleyDataModule):
         self.has_test_dir = "test" in splits
         return classes
 
+    def _check_mask_root(self, mask_root: str) -> Path:
+        root = Path(os.path.expandvars(str(mask_root))).expanduser()
+        splits = ("val", "test") if self.has_test_dir else ("val",)
+        for split in splits:
+            if not (root / split).is_dir():
+                raise FileNotFoundError(
+                    f"data.mask_root {root} has no {split}/ folder; expected {MASK_LAYOUT} "
+                    "(data/layout_datasets.py pets --trimaps writes it for Oxford-IIIT Pets)"
+                )
+        return root
+
     @property
     def num_classes(self) -> int:
         return len(self._classes)
+
+    @property
+    def has_masks(self) -> bool:
+        return self.mask_root is not None
 
     @property
     def class_names(self) -> list[str]:
@@ -199,6 +161,10 @@ class ImageFolderDataModule(ShapleyDataModule):
             return
 
         def folder(split: str, train: bool) -> SkippingImageFolder:
+            if self.mask_root is not None and not train:
+                return ObjectMaskedImageFolder(
+                    self.root / split, self.mask_root / split, self._transform(False), self.skipped
+                )
             return SkippingImageFolder(self.root / split, self._transform(train), self.skipped)
 
         if self.predict_dir is not None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from shapvision.data.image_folder import ImageFolderDataModule, load_or_count
+from shapvision.data.image_files import load_or_count
+from shapvision.data.image_folder import ImageFolderDataModule
 
 LAYOUT = "ROOT/train/XR_<PART>/patient<id>/study<n>_positive|negative/*.png and the same under ROOT/valid/"
 CLASSES = ("negative", "positive")

@@ -143,7 +143,8 @@ class Evaluation(ShapleyModule):
         if needs and not getattr(datamodule, "has_masks", False):
             raise ValueError(
                 f"metrics {needs} need ground-truth masks, and {type(datamodule).__name__} yields none; "
-                "use ImageNetSegmentationDataModule, or DigitsDataModule with ink_masks: true"
+                "use ImageNetSegmentationDataModule, ImageFolderDataModule with mask_root, "
+                "or DigitsDataModule with ink_masks: true"
             )
         self.table, self.examples = [], []
 
