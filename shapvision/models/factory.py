@@ -4,7 +4,13 @@
 - ``resnet*`` (timm ResNet family) -> :class:`TimmResNetBackbone` (stage 4 at stride 1)
 - ``open_clip:<name>`` (e.g. ``open_clip:EVA02-B-16``, ``open_clip:ViT-B-16``) -> the vision tower of an
   open_clip model: its timm trunk for EVA02, open_clip's own transformer for ViT-B-16.
+
+The suite's own open_clip configs (``shapvision/models/clip_configs``, e.g. the tiny
+``shapvision-digits-clip`` of the embedded image-text demo) are registered with open_clip on import,
+so ``open_clip.get_tokenizer`` and ``create_model`` know them by name.
 """
+
+from pathlib import Path
 
 import open_clip
 import torch.nn as nn
@@ -16,19 +22,41 @@ from shapvision.models.timm_transformer import TimmTransformerBackbone
 from shapvision.models.weights import create_timm_model, resolve_weights_file
 
 OPEN_CLIP_PREFIX = "open_clip:"
+CLIP_CONFIGS = Path(__file__).parent / "clip_configs"
+if CLIP_CONFIGS not in open_clip.factory._MODEL_CONFIG_PATHS:
+    open_clip.add_model_config(CLIP_CONFIGS)
 
 
 def create_open_clip_model(
-    name: str, pretrained: bool | str | None = False, img_size: int | None = None
+    name: str,
+    pretrained: bool | str | None = False,
+    img_size: int | None = None,
+    vision_depth: int | None = None,
 ) -> nn.Module:
-    """An open_clip CLIP model from a local weights file (or random init); text tower included."""
+    """An open_clip CLIP model from a local weights file (or random init); text tower included.
+
+    ``img_size`` also resizes a timm trunk (EVA02), whose position embeddings open_clip's
+    ``force_image_size`` leaves at 224; ``vision_depth`` keeps the first blocks of the vision tower
+    only (reduced models for tests and smoke runs).
+    """
     if name not in open_clip.list_models():
         raise ValueError(
             f"unknown open_clip model {name!r}; known: {', '.join(open_clip.list_models()[:12])}, ..."
         )
     weights = resolve_weights_file(pretrained)
     kwargs = {} if img_size is None else {"force_image_size": img_size}
-    return open_clip.create_model(name, pretrained=weights, **kwargs)
+    model = open_clip.create_model(name, pretrained=weights, **kwargs)
+    trunk = getattr(model.visual, "trunk", None)
+    if trunk is not None and img_size is not None and hasattr(trunk, "set_input_size"):
+        trunk.set_input_size(img_size=(img_size, img_size))
+    if vision_depth is not None:
+        blocks = trunk.blocks if trunk is not None else model.visual.transformer.resblocks
+        if not 1 <= vision_depth <= len(blocks):
+            raise ValueError(
+                f"vision_depth must be in 1..{len(blocks)} for {name}, got {vision_depth}"
+            )
+        del blocks[vision_depth:]
+    return model
 
 
 def open_clip_vision_backbone(visual: nn.Module, masking: str = "drop") -> MaskedBackbone:

@@ -2,9 +2,22 @@
 
 from shapvision.modules.base import ShapleyModule
 from shapvision.modules.classifier import Classifier
+from shapvision.modules.clip_finetune import CLIPFineTune
 from shapvision.modules.evaluation import Evaluation
 from shapvision.modules.explainer import Explainer
+from shapvision.modules.image_text import ImageTextModule
 from shapvision.modules.surrogate import Surrogate
 from shapvision.modules.svo_classifier import SVOClassifier
+from shapvision.modules.svo_clip import SVOCLIP
 
-__all__ = ["Classifier", "Evaluation", "Explainer", "SVOClassifier", "ShapleyModule", "Surrogate"]
+__all__ = [
+    "CLIPFineTune",
+    "Classifier",
+    "Evaluation",
+    "Explainer",
+    "ImageTextModule",
+    "SVOCLIP",
+    "SVOClassifier",
+    "ShapleyModule",
+    "Surrogate",
+]

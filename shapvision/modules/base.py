@@ -95,6 +95,12 @@ class ShapleyModule(L.LightningModule):
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
 
+    def on_train_epoch_start(self) -> None:
+        # Streaming data (webdataset shards) reshuffles per epoch; its workers read the epoch when they start.
+        set_epoch = getattr(getattr(self.trainer, "datamodule", None), "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(self.current_epoch)
+
     def on_train_epoch_end(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         skipped = getattr(datamodule, "num_skipped", None)

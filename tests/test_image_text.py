@@ -1,0 +1,343 @@
+"""Image-text: retrieval metric, SVO-CLIP's game, ClipLoss under DDP, and the data modules on real formats."""
+
+import io
+import json
+import os
+import socket
+import tarfile
+import warnings
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from PIL import Image
+
+from shapvision.data import (
+    CC3MDataModule,
+    DigitScenesDataModule,
+    KarpathyDataModule,
+    ParquetImageTextDataModule,
+)
+from shapvision.metrics.retrieval import ImageTextRetrieval, retrieval_ranks
+from shapvision.modules import SVOCLIP, CLIPFineTune
+from shapvision.shapley import exact_shapley
+
+TINY = "shapvision-digits-clip"
+
+
+def jpeg(color=(10, 200, 30), size=(20, 16)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+# --- retrieval ---------------------------------------------------------------------------------
+
+
+def test_retrieval_ranks_on_a_hand_made_matrix_with_several_captions_per_image():
+    # 3 images; captions 0, 1 -> image 0, caption 2 -> image 1, captions 3, 4 -> image 2
+    similarity = torch.tensor(
+        [
+            [0.9, 0.1, 0.3, 0.0, 0.2],
+            [0.5, 0.2, 0.1, 0.8, 0.1],
+            [0.1, 0.7, 0.2, 0.4, 0.3],
+        ]
+    )
+    caption_image = torch.tensor([0, 0, 1, 2, 2])
+    t2i, i2t = retrieval_ranks(similarity, caption_image)
+    # caption 0: image 0 best -> 0; caption 1: image 2 (0.7) > image 1 (0.2) > image 0 (0.1) -> 2;
+    # caption 2: image 0 (0.3) > image 1 (0.1)... image 2 (0.2) > 0.1 too -> 2; caption 3: image 1 0.8 > 0.4 -> 1;
+    # caption 4: image 0 0.2 < 0.3, image 1 0.1 -> 0
+    assert t2i.tolist() == [0, 2, 2, 1, 0]
+    # image 0: its captions rank 0 (0.9) and 4 (0.1) -> best 0; image 1: caption 2 (0.1) ranks below
+    # 0.5, 0.2, 0.8 -> 3 (ties to the query: caption 4's 0.1 is not better); image 2: caption 3 (0.4)
+    # is below 0.7 -> 1, caption 4 (0.3) below 0.7, 0.4 -> 2; best 1
+    assert i2t.tolist() == [0, 3, 1]
+    metric = ImageTextRetrieval(ks=(1, 2))
+    images = torch.eye(3)
+    # features whose dot products are the matrix: images one-hot, texts = columns
+    metric.update(images, torch.arange(3), similarity.T, torch.arange(5), caption_image)
+    result = metric.compute()
+    assert result["t2i_r1"] == pytest.approx(2 / 5) and result["t2i_r2"] == pytest.approx(3 / 5)
+    assert result["i2t_r1"] == pytest.approx(1 / 3) and result["i2t_r2"] == pytest.approx(2 / 3)
+
+
+def test_retrieval_drops_padded_duplicates_and_refuses_orphan_captions():
+    similarity = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    metric = ImageTextRetrieval(ks=(1,))
+    metric.update(
+        torch.eye(2), torch.tensor([0, 1]), similarity.T, torch.tensor([0, 1]), torch.tensor([0, 1])
+    )
+    # a DistributedSampler pads with a copy of image 0 and its caption: must not count twice
+    metric.update(
+        torch.eye(2)[:1], torch.tensor([0]), similarity.T[:1], torch.tensor([0]), torch.tensor([0])
+    )
+    assert metric.compute()["t2i_r1"] == 1.0
+    orphan = ImageTextRetrieval()
+    orphan.update(
+        torch.eye(2)[:1],
+        torch.tensor([0]),
+        similarity.T,
+        torch.tensor([0, 1]),
+        torch.tensor([0, 1]),
+    )
+    with pytest.raises(ValueError, match="captions refer to images that were not evaluated"):
+        orphan.compute()
+
+
+# --- SVO-CLIP's game ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    data = DigitScenesDataModule(train_scenes=64, val_scenes=16, test_scenes=16)
+    data.setup()
+    return data
+
+
+def test_svo_clip_votes_sum_to_the_score_and_the_empty_coalition_is_worth_zero(scenes):
+    torch.manual_seed(0)
+    model = SVOCLIP(clip_model=TINY, img_size=32).eval()
+    batch = torch.utils.data.default_collate([scenes.train_set[i] for i in range(3)])
+    images, tokens = batch["image"], batch["text"]
+    with torch.no_grad():
+        phi = model.explain(images, tokens)
+        text = model.text_features(tokens)
+        score = (model.image_features(images) * text).sum(1) * model.num_patches
+        full = torch.ones(3, 1, model.num_patches, dtype=torch.bool)
+        values = model.masked_scores(images, text, torch.cat([full, ~full], 1))
+    assert torch.allclose(phi.sum(1), score, atol=1e-5)
+    assert torch.allclose(values[:, 0], score, atol=1e-5) and torch.equal(
+        values[:, 1], torch.zeros(3)
+    )
+
+
+def test_svo_clip_masked_forward_matches_attention_masking_on_eva02():
+    torch.manual_seed(0)
+    model = SVOCLIP(clip_model="EVA02-B-16", img_size=64, vision_depth=2).eval()
+    backbone = model.towers.backbone
+    assert backbone.grid_size == (4, 4) and len(backbone.model.blocks) == 2
+    images = torch.randn(3, 3, 64, 64)
+    keep = torch.rand(3, 16) > 0.5
+    with torch.no_grad():
+        dropped = backbone.forward_patches(images, keep, masking="drop").tokens
+        reference = backbone.forward_patches(images, keep, masking="attention").tokens
+        plain = model.towers.clip.encode_image(images, normalize=True)
+        cls = model.towers.cls_embedding(model.towers.vision_features(images))
+    assert torch.allclose(dropped, reference, atol=1e-4)
+    assert torch.allclose(plain, cls, atol=1e-5)  # the CLS path is open_clip's image embedding
+
+
+def test_svo_clip_training_brings_votes_towards_exact_shapley_values(scenes):
+    """A few steps of SVO-CLIP with a large lambda: the votes track the exact values of its own game."""
+    torch.manual_seed(0)
+    model = SVOCLIP(clip_model=TINY, img_size=32, shapley_weight=1.0, num_masks=8, paired=True)
+    batch = torch.utils.data.default_collate([scenes.train_set[i] for i in range(4)])
+    images, tokens = batch["image"], batch["text"]
+
+    def error() -> float:
+        with torch.no_grad():
+            phi = model.explain(images[:1], tokens[:1])[0]
+            text = model.text_features(tokens[:1])
+
+            def game(keep):
+                return model.masked_scores(images[:1], text, keep.unsqueeze(0))[0]
+
+            exact = exact_shapley(game, model.num_patches)
+        return float((phi - exact).norm())
+
+    before = error()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(30):
+        optimizer.zero_grad()
+        patches = model.patch_embeddings(images)
+        model.shapley_loss(images, patches, model.text_features(tokens)).backward()
+        optimizer.step()
+    assert error() < 0.5 * before
+
+
+# --- ClipLoss and the shard loader under 2-process DDP ------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as handle:
+        handle.bind(("127.0.0.1", 0))
+        return handle.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, shards, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    from types import SimpleNamespace
+
+    from open_clip.loss import ClipLoss
+
+    torch.manual_seed(0)
+    image_features = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
+    text_features = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
+    local = slice(4 * rank, 4 * rank + 4)
+    loss = ClipLoss(gather_with_grad=True, rank=rank, world_size=world)(
+        image_features[local], text_features[local], torch.tensor(10.0)
+    )
+    data = CC3MDataModule(shards, tokenizer=TINY, img_size=32, batch_size=2, num_workers=2)
+    data.trainer = SimpleNamespace(global_rank=rank, world_size=world)
+    keys, batches = [], 0
+    for batch in data.train_dataloader():
+        keys += batch["caption_index"].tolist()
+        batches += 1
+    torch.save({"loss": float(loss), "keys": keys, "batches": batches}, f"{out}/{rank}.pt")
+    dist.destroy_process_group()
+
+
+def write_shards(folder, sizes):
+    folder.mkdir(parents=True, exist_ok=True)
+    key = 0
+    for shard, size in enumerate(sizes):
+        with tarfile.open(folder / f"{shard:05d}.tar", "w") as tar:
+            for _ in range(size):
+                name = f"{key:09d}"
+                for ext, data in (
+                    ("jpg", jpeg((key * 9 % 255, 90, 40))),
+                    ("txt", f"caption number {key}".encode()),
+                    ("json", json.dumps({"key": name, "status": "success"}).encode()),
+                ):
+                    info = tarfile.TarInfo(f"{name}.{ext}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+                key += 1
+        (folder / f"{shard:05d}_stats.json").write_text(
+            json.dumps({"count": size, "successes": size})
+        )
+    return folder
+
+
+def test_clip_loss_and_shard_loader_under_two_process_ddp(tmp_path):
+    from open_clip.loss import ClipLoss
+
+    shards = write_shards(tmp_path / "shards", [5, 2, 7, 3, 1, 4])  # uneven, 22 samples
+    mp.spawn(_ddp_worker, args=(2, free_port(), str(shards), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"{r}.pt") for r in range(2)]
+    torch.manual_seed(0)
+    image_features = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
+    text_features = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
+    single = ClipLoss()(image_features, text_features, torch.tensor(10.0))
+    assert ranks[0]["loss"] == pytest.approx(float(single), abs=1e-5)
+    assert ranks[1]["loss"] == pytest.approx(float(single), abs=1e-5)
+    # ceil(22 / (2 x 2)) = 6 batches per rank, rounded up to a multiple of 2 workers
+    assert ranks[0]["batches"] == ranks[1]["batches"] == 6
+    assert not set(ranks[0]["keys"]) & set(ranks[1]["keys"])  # shards split by rank
+    # 24 sample slots for 22 samples: a worker whose shards run out repeats them, a long one is cut
+    assert set(ranks[0]["keys"]) | set(ranks[1]["keys"]) <= set(range(22))
+    assert len(set(ranks[0]["keys"]) | set(ranks[1]["keys"])) >= 16
+
+
+def test_shard_order_changes_with_the_epoch_and_errors_name_the_layout(tmp_path):
+    shards = write_shards(tmp_path / "shards", [3, 3, 3, 3])
+    data = CC3MDataModule(str(shards), tokenizer=TINY, img_size=32, batch_size=3, num_workers=0)
+    orders = []
+    for epoch in (0, 1):
+        data.set_epoch(epoch)
+        orders.append([k for b in data.train_pipeline(0, 1) for k in b["caption_index"].tolist()])
+    assert sorted(orders[0]) == sorted(orders[1]) == list(range(12)) and orders[0] != orders[1]
+    (shards / "00002_stats.json").unlink()
+    with pytest.raises(FileNotFoundError, match="00002_stats.json is missing"):
+        CC3MDataModule(str(shards), tokenizer=TINY)
+    with pytest.raises(FileNotFoundError, match="is not a folder; expected SHARDS/NNNNN.tar"):
+        CC3MDataModule(str(tmp_path / "nowhere"), tokenizer=TINY)
+    with pytest.raises(ValueError, match="4 shards for 2 ranks x 4 workers"):
+        write_shards(tmp_path / "four", [1, 1, 1, 1])
+        CC3MDataModule(str(tmp_path / "four"), tokenizer=TINY, num_workers=4).train_pipeline(0, 2)
+
+
+# --- Karpathy JSON, parquet, tokenizer ----------------------------------------------------------
+
+
+def karpathy_fixture(root):
+    images = []
+    for i, split in enumerate(["train", "restval", "val", "test", "test", "test"]):
+        folder = "val2014" if split != "train" else "train2014"
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        if i != 5:  # the last test image is missing on disk
+            (root / folder / f"COCO_{i}.jpg").write_bytes(jpeg((40 * i, 20, 20)))
+        sentences = [
+            {"raw": f"image {i} caption {j}", "tokens": []} for j in range(6 if i == 3 else 5)
+        ]
+        images.append(
+            {
+                "filename": f"COCO_{i}.jpg",
+                "filepath": folder,
+                "split": split,
+                "sentences": sentences,
+            }
+        )
+    (root / "dataset_coco.json").write_text(json.dumps({"images": images, "dataset": "coco"}))
+    return root
+
+
+def test_karpathy_splits_count_missing_images_and_keep_five_captions(tmp_path):
+    root = karpathy_fixture(tmp_path)
+    data = KarpathyDataModule(
+        str(root / "dataset_coco.json"), str(root), tokenizer=TINY, img_size=32
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data.setup()
+    assert len(data.train_set) == 10  # train + restval, one sample per caption
+    assert len(data.test_set) == 2 and data.num_missing == 1
+    assert any("COCO_5.jpg" in str(w.message) for w in caught)
+    sample = data.test_set[0]
+    assert sample["text"].shape == (5, 16) and sample["caption_index"].tolist() == [0, 1, 2, 3, 4]
+    (root / "bad.json").write_text(json.dumps({"images": [{"filename": "x.jpg"}]}))
+    with pytest.raises(ValueError, match=r"image 0 lacks \['split', 'sentences'\]"):
+        KarpathyDataModule(str(root / "bad.json"), str(root), tokenizer=TINY)
+    with pytest.raises(FileNotFoundError, match="Karpathy split JSON"):
+        KarpathyDataModule(str(root / "none.json"), str(root), tokenizer=TINY)
+
+
+def test_parquet_copies_are_read_with_hf_datasets(tmp_path):
+    import datasets
+
+    rows = {
+        "image": [{"bytes": jpeg((30 * i, 0, 0)), "path": None} for i in range(4)],
+        "captions": [[f"red {i}", f"dark {i}"] for i in range(4)],
+    }
+    features = datasets.Features(
+        {"image": datasets.Image(), "captions": datasets.Sequence(datasets.Value("string"))}
+    )
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(tmp_path / "train.parquet"))
+    data = ParquetImageTextDataModule(
+        str(tmp_path / "train.parquet"),
+        str(tmp_path / "train.parquet"),
+        tokenizer=TINY,
+        img_size=32,
+        captions_per_image=2,
+    )
+    data.setup()
+    assert len(data.train_set) == 8 and data.test_set[3]["image"].shape == (3, 32, 32)
+    with pytest.raises(ValueError, match=r"has no column \['text'\]"):
+        bad = ParquetImageTextDataModule(
+            str(tmp_path / "train.parquet"),
+            str(tmp_path / "train.parquet"),
+            tokenizer=TINY,
+            caption_column="text",
+        )
+        bad.setup()
+
+
+def test_long_captions_are_truncated_and_counted(scenes):
+    tokenizer = scenes.tokenizer
+    before = scenes.num_truncated
+    tokens = tokenizer(["a 7 on the left", " ".join(["seven"] * 40)])
+    assert tokens.shape == (2, 16) and scenes.num_truncated == before + 1
+
+
+def test_plain_clip_cls_embedding_is_open_clips_image_embedding(scenes):
+    model = CLIPFineTune(clip_model=TINY, img_size=32).eval()
+    images = torch.stack([scenes.test_set[i]["image"] for i in range(2)])
+    with torch.no_grad():
+        assert torch.allclose(
+            model.image_features(images),
+            model.towers.clip.encode_image(images, normalize=True),
+            atol=1e-5,
+        )
