@@ -15,7 +15,7 @@ import sys
 from lightning.pytorch.cli import LightningCLI
 
 from shapvision.data.image_text import ImageTextDataModule
-from shapvision.modules.image_text import ImageTextModule
+from shapvision.modules.base import ShapleyModule
 
 
 class ImageTextCLI(LightningCLI):
@@ -29,7 +29,7 @@ class ImageTextCLI(LightningCLI):
 
 def main(args: list[str] | None = None) -> None:
     ImageTextCLI(
-        ImageTextModule,
+        ShapleyModule,
         ImageTextDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,

@@ -28,6 +28,7 @@ class Table:
     trainer: str
     runs: dict[str, str]
     columns: tuple[str, ...]
+    cli: str = "shapvision.cli"
 
 
 FAITHFULNESS = ("aopc", "lodds", "saco")
@@ -103,6 +104,28 @@ TABLES = {
         {ds: f"experiments/tables/salvage/{ds}.yaml" for ds in ("pets", "imagenette", "mura")},
         ("srg", "r_srg", "rma", "rra"),
     ),
+    "demo-clip": Table(
+        "digit scenes: plain CLIP vs SVO-CLIP, retrieval and caption explanations",
+        "experiments/digits_clip/trainer.yaml",
+        {
+            "CLIP": "experiments/digits_clip/evaluation_clip.yaml",
+            "SVO-CLIP": "experiments/digits_clip/evaluation_svo_clip.yaml",
+        },
+        (
+            "rma",
+            "rra",
+            "shapley_pearson",
+            "shapley_spearman",
+            "insertion_patches",
+            "deletion_patches",
+            "insertion_t2i_r1",
+            "deletion_t2i_r1",
+            "insertion_i2t_r1",
+            "deletion_i2t_r1",
+            "ms_per_pair",
+        ),
+        "shapvision.clip_cli",
+    ),
     "vitshapley": Table(
         "ViT-Shapley insertion / deletion on ImageNette and Pets",
         "experiments/tables/trainer.yaml",
@@ -118,14 +141,14 @@ def run_name(key: str) -> str:
 
 def run_table(name: str, out: Path, extra: list[str], env: dict[str, str]) -> str:
     table = TABLES[name]
-    rows, sections = [], []
+    rows, sections, model_rows = [], [], []
     start = time.time()
     for key, config in table.runs.items():
         folder = run_name(key)
         command = [
             sys.executable,
             "-m",
-            "shapvision.cli",
+            table.cli,
             "test",
             "--config",
             table.trainer,
@@ -149,6 +172,8 @@ def run_table(name: str, out: Path, extra: list[str], env: dict[str, str]) -> st
             )
         report = json.loads((out / folder / "evaluation.json").read_text())
         accuracy = report["test_accuracy"]
+        if report.get("model_metrics"):
+            model_rows.append({"model": key, **report["model_metrics"]})
         for row in report["rows"]:
             rows.append({"model": key, "model_accuracy": accuracy, **row})
         sections.append(f"![{key}]({folder}/heatmaps.png)")
@@ -164,8 +189,11 @@ def run_table(name: str, out: Path, extra: list[str], env: dict[str, str]) -> st
         else f"- {key}: no labels"
         for key, r in {r["model"]: r for r in rows}.items()
     )
+    models = f"{markdown_table(model_rows)}\n" if model_rows else ""
+    if model_rows:
+        accuracy = "Retrieval above: R@K text -> image (t2i) and image -> text (i2t) on the test images."
     text = (
-        f"# {table.title}\n\n{markdown_table(shown)}\n{accuracy}\n\n"
+        f"# {table.title}\n\n{models}{markdown_table(shown)}\n{accuracy}\n\n"
         f"Wall time: {time.time() - start:.0f} s. Full columns: table.csv; per run: */evaluation.md.\n\n"
         + "\n".join(sections)
         + "\n"

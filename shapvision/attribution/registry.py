@@ -7,6 +7,7 @@ from shapvision.attribution.attention_methods import (
 )
 from shapvision.attribution.base import AttributionMethod
 from shapvision.attribution.cams import EigenCAMAttribution, GradCAMAttribution
+from shapvision.attribution.caption_model import SVOCLIPVotes
 from shapvision.attribution.explained_model import ExplainedModel
 from shapvision.attribution.gradients import (
     IntegratedGradientsAttribution,
@@ -24,6 +25,7 @@ METHODS: dict[str, type[AttributionMethod]] = {
     for cls in (
         RandomAttribution,
         SVOValues,
+        SVOCLIPVotes,
         AttentionLast,
         AttentionRollout,
         GradientWeightedAttention,

@@ -44,6 +44,7 @@ class EvaluationTableWriter(Callback):
         header = {
             "checkpoint": pl_module.hparams.checkpoint,
             "test_accuracy": pl_module.test_accuracy,
+            "model_metrics": getattr(pl_module, "model_metrics", {}),
         }
         (out / "evaluation.json").write_text(json.dumps({**header, "rows": rows}, indent=2))
         accuracy = (
@@ -51,6 +52,9 @@ class EvaluationTableWriter(Callback):
             if pl_module.test_accuracy is None
             else f"Model test accuracy: {pl_module.test_accuracy:.4f}.\n\n"
         )
+        model_metrics = header["model_metrics"]
+        if model_metrics:
+            accuracy += "Model: " + ", ".join(f"{k} {v:.4f}" for k, v in model_metrics.items()) + ".\n\n"
         table = markdown_table(rows, self.title)
         (out / "evaluation.md").write_text(table + "\n" + accuracy)
         if self.print_table:

@@ -103,6 +103,8 @@ class DigitScenesDataModule(ImageTextDataModule):
             canvas[:, :, TOP : TOP + DIGIT_SIZE, DIGIT_SIZE:] = images[pick[:, 1]]
             scenes[split] = (canvas, labels[pick])
         mean, std = scenes["train"][0].mean(), scenes["train"][0].std()
+        # the normalisation in the data's terms (ink 0 = black), for perturbation metrics
+        self.mean, self.std = (float(mean),) * 3, (float(std),) * 3
         regions = caption_patches()
         for split, (canvas, pair_labels) in scenes.items():
             standard = ((canvas - mean) / std).expand(-1, 3, -1, -1).contiguous()

@@ -52,7 +52,7 @@ def method_grid_figure(examples: list[dict], class_names: list[str] | None = Non
     for row, example in enumerate(examples):
         image = _display(example["image"])
         target = example["target"]
-        name = class_names[target] if class_names else str(target)
+        name = example.get("title") or (class_names[target] if class_names else str(target))
         axes[row, 0].imshow(image)
         axes[row, 0].set_title(f"#{example['index']}: {name}", fontsize=7)
         for col, method in enumerate(methods, start=1):

@@ -6,6 +6,7 @@ from shapvision.modules.clip_finetune import CLIPFineTune
 from shapvision.modules.evaluation import Evaluation
 from shapvision.modules.explainer import Explainer
 from shapvision.modules.image_text import ImageTextModule
+from shapvision.modules.image_text_evaluation import ImageTextEvaluation
 from shapvision.modules.surrogate import Surrogate
 from shapvision.modules.svo_classifier import SVOClassifier
 from shapvision.modules.svo_clip import SVOCLIP
@@ -15,6 +16,7 @@ __all__ = [
     "Classifier",
     "Evaluation",
     "Explainer",
+    "ImageTextEvaluation",
     "ImageTextModule",
     "SVOCLIP",
     "SVOClassifier",

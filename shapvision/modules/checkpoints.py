@@ -7,11 +7,16 @@ import torch
 
 from shapvision.modules.base import construct_nested
 from shapvision.modules.classifier import Classifier
+from shapvision.modules.clip_finetune import CLIPFineTune
 from shapvision.modules.explainer import Explainer
 from shapvision.modules.surrogate import Surrogate
 from shapvision.modules.svo_classifier import SVOClassifier
+from shapvision.modules.svo_clip import SVOCLIP
 
-MODULES = {cls.__name__: cls for cls in (Classifier, Surrogate, Explainer, SVOClassifier)}
+MODULES = {
+    cls.__name__: cls
+    for cls in (Classifier, Surrogate, Explainer, SVOClassifier, SVOCLIP, CLIPFineTune)
+}
 
 
 def resolve(path: str) -> Path:

@@ -1,0 +1,77 @@
+"""An image-text model seen as a classifier whose classes are captions, so every method and metric of
+the evaluation layer explains image-caption pairs unchanged.
+
+The "logits" of an image are its similarities with the captions set by ``set_captions``: for SVO-CLIP
+the score s(x, t) = sum of the patch cosines (the game its votes are Shapley values of), for plain
+CLIP the cosine of the CLS embedding with the caption. The link is the identity (the game is the
+similarity itself), and a masked image's similarity comes from the masked forward (tokens dropped).
+A method's ``target`` is the caption's position in the set captions.
+"""
+
+import torch
+import torch.nn as nn
+
+from shapvision.attribution.base import Attribution, AttributionMethod
+from shapvision.attribution.explained_model import ExplainedModel
+
+
+class CaptionScores(nn.Module):
+    """``images (, keep) -> (B, T)`` similarities with the current captions: a plain nn.Module for captum."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+        # SVO-CLIP's image features are the mean patch embedding: x N gives the summed cosines
+        self.scale = module.num_patches if type(module).__name__ == "SVOCLIP" else 1
+        self.text: torch.Tensor | None = None
+
+    def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        if self.text is None:
+            raise RuntimeError("set_captions must be called before the caption model is scored")
+        return self.scale * self.module.image_features(images, keep) @ self.text.T
+
+
+class CaptionExplainedModel(ExplainedModel):
+    def __init__(self, module: nn.Module, name: str):
+        self.module = module.eval()
+        self.name = name
+        self.network = CaptionScores(module)
+        self.backbone = module.towers.backbone
+        self.grid_size = tuple(module.grid_size)
+        self.num_patches = module.num_patches
+        self.patch_size = self.backbone.patch_size
+        self.family = "other"
+
+    def set_captions(self, text_features: torch.Tensor) -> None:
+        """Unit text embeddings ``(T, D)``: the "classes" targets index into."""
+        self.network.text = text_features
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self.network(images)
+
+    def masked_logits(self, images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        return self.network(images, keep)
+
+    @staticmethod
+    def link(logits: torch.Tensor) -> torch.Tensor:
+        return logits
+
+
+class SVOCLIPVotes(AttributionMethod):
+    """SVO-CLIP's own per-patch votes for the target caption: each patch's cosine with it."""
+
+    name = "svo_clip"
+
+    def __init__(self, model):
+        super().__init__(model)
+        if type(model.module).__name__ != "SVOCLIP":
+            raise ValueError(
+                f"method 'svo_clip' explains SVO-CLIP by its own votes, but {model.name} is a "
+                f"{type(model.module).__name__}; evaluate an SVOCLIP checkpoint"
+            )
+
+    @torch.no_grad()
+    def explain(self, images, target, index=None):
+        module = self.model.module
+        text = self.model.network.text[target]
+        return Attribution(module.votes(module.patch_embeddings(images), text))
