@@ -8,7 +8,8 @@ PYTEST_FLAGS ?=
 
 .PHONY: install test test-slow lint bench demo demo-clip clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets vitshapley-mura \
 	table-svo-faithfulness table-svo-segmentation table-salvage table-vitshapley salvage-explainer-pets salvage-explainer-imagenette salvage-explainer-mura \
-	svo-vit-digits svo-ablation-digits svo-vit-imagenet svo-resnet-imagenet classifier-vit-imagenet classifier-resnet-imagenet fastshap-resnet-imagenet
+	svo-vit-digits svo-ablation-digits svo-vit-imagenet svo-resnet-imagenet classifier-vit-imagenet classifier-resnet-imagenet fastshap-resnet-imagenet \
+	svo-clip-cc3m clip-cc3m table-svo-retrieval table-svo-clip-insdel
 
 install: $(STAMP)
 
@@ -181,6 +182,24 @@ classifier-vit-imagenet: $(STAMP)
 
 classifier-resnet-imagenet: $(STAMP)
 	$(call imagenet_run,classifier_resnet)
+
+# SVO-CLIP and its plain-CLIP baseline fine-tuned on CC3M from local EVA02-B-16 weights (GPU):
+#   make svo-clip-cc3m DATA=/data (holding cc3m/train and cc3m/val shards) WEIGHTS=/models/EVA02-B-16.bin
+define cc3m_run
+	@test -n "$(DATA)" -a -n "$(WEIGHTS)" || { echo "usage: make $@ DATA=/path/holding/cc3m WEIGHTS=/path/to/EVA02-B-16 open_clip weights [ARGS=...]"; exit 2; }
+	SHAPVISION_DATA=$(DATA) $(SVC) fit --config experiments/cc3m/trainer.yaml --config experiments/cc3m/$(1).yaml --model.init_args.pretrained $(WEIGHTS) $(ARGS)
+endef
+
+svo-clip-cc3m: $(STAMP)
+	$(call cc3m_run,svo_clip)
+
+clip-cc3m: $(STAMP)
+	$(call cc3m_run,clip)
+
+table-svo-retrieval: $(STAMP)
+	$(call table,svo-retrieval)
+table-svo-clip-insdel: $(STAMP)
+	$(call table,svo-clip-insdel)
 
 # The FastSHAP row of SVO Tables 2-3 on ResNet-50: surrogate then explainer, after classifier-resnet-imagenet.
 define imagenet_stage

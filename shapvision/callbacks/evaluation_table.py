@@ -32,7 +32,8 @@ class EvaluationTableWriter(Callback):
 
     def on_test_end(self, trainer, pl_module) -> None:
         out = Path(self.output_dir) if self.output_dir else pl_module.run_dir()
-        if not trainer.is_global_zero or not pl_module.table:
+        model_metrics = getattr(pl_module, "model_metrics", {})
+        if not trainer.is_global_zero or not (pl_module.table or model_metrics):
             return
         out.mkdir(parents=True, exist_ok=True)
         rows = pl_module.table
@@ -44,7 +45,7 @@ class EvaluationTableWriter(Callback):
         header = {
             "checkpoint": pl_module.hparams.checkpoint,
             "test_accuracy": pl_module.test_accuracy,
-            "model_metrics": getattr(pl_module, "model_metrics", {}),
+            "model_metrics": model_metrics,
         }
         (out / "evaluation.json").write_text(json.dumps({**header, "rows": rows}, indent=2))
         accuracy = (
@@ -52,10 +53,11 @@ class EvaluationTableWriter(Callback):
             if pl_module.test_accuracy is None
             else f"Model test accuracy: {pl_module.test_accuracy:.4f}.\n\n"
         )
-        model_metrics = header["model_metrics"]
         if model_metrics:
-            accuracy += "Model: " + ", ".join(f"{k} {v:.4f}" for k, v in model_metrics.items()) + ".\n\n"
-        table = markdown_table(rows, self.title)
+            accuracy += (
+                "Model: " + ", ".join(f"{k} {v:.4f}" for k, v in model_metrics.items()) + ".\n\n"
+            )
+        table = markdown_table(rows, self.title) if rows else f"### {self.title or 'evaluation'}\n"
         (out / "evaluation.md").write_text(table + "\n" + accuracy)
         if self.print_table:
             print(

@@ -8,10 +8,18 @@ batch was unreadable. Map-style datasets get Lightning's DistributedSampler unde
 sees a disjoint shard of the same size.
 """
 
+import os
+from pathlib import Path
+
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from shapvision.data.batch import IndexedSplit, collate_samples
+
+
+def local_path(value: str) -> Path:
+    """A path option with ``$VARIABLES`` and ``~`` expanded, as every path option of the suite."""
+    return Path(os.path.expandvars(str(value))).expanduser()
 
 
 class ShapleyDataModule(L.LightningDataModule):

@@ -28,6 +28,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
 
+from shapvision.data.base import local_path
 from shapvision.data.batch import collate_samples
 from shapvision.data.image_files import count_skipped
 from shapvision.data.image_text import (
@@ -101,12 +102,10 @@ class CC3MDataModule(ImageTextDataModule):
         super().__init__(
             tokenizer, img_size, batch_size, num_workers, eval_batch_size, 1, mean, std
         )
-        self.train_shards = shard_files(Path(train_shards).expanduser(), "data.train_shards")
+        self.train_shards = shard_files(local_path(train_shards), "data.train_shards")
         self.num_samples = sum(shard_sample_count(s) for s in self.train_shards)
         self.val_shards = (
-            None
-            if val_shards is None
-            else shard_files(Path(val_shards).expanduser(), "data.val_shards")
+            None if val_shards is None else shard_files(local_path(val_shards), "data.val_shards")
         )
         self.resampled, self.shuffle_buffer, self.seed = resampled, shuffle_buffer, seed
         self.epoch = torch.multiprocessing.Value("i", 0)
@@ -149,13 +148,19 @@ class CC3MDataModule(ImageTextDataModule):
                 f"data.train_shards has {len(self.train_shards)} shards for {world_size} ranks x {workers} workers: "
                 "every worker needs at least one; use fewer workers or resampled: true"
             )
-        return wds.DataPipeline(
-            RankShards(self.train_shards, rank, world_size, self.seed, self.epoch, self.resampled),
-            wds.tarfile_to_samples(handler=self._warn_and_continue),
-            wds.shuffle(self.shuffle_buffer),
-            wds.map(self._sample),
-            wds.batched(self.batch_size, collation_fn=collate_samples, partial=False),
-        ).with_epoch(self.batches_per_rank(world_size) // workers)
+        return (
+            wds.DataPipeline(
+                RankShards(
+                    self.train_shards, rank, world_size, self.seed, self.epoch, self.resampled
+                ),
+                wds.tarfile_to_samples(handler=self._warn_and_continue),
+                wds.shuffle(self.shuffle_buffer),
+                wds.map(self._sample),
+                wds.batched(self.batch_size, collation_fn=collate_samples, partial=False),
+            )
+            .with_epoch(self.batches_per_rank(world_size) // workers)
+            .with_length(self.batches_per_rank(world_size))
+        )
 
     def _warn_and_continue(self, err: Exception) -> bool:
         count_skipped(self.skipped, "a shard member", err)

@@ -15,6 +15,7 @@ import json
 import warnings
 from pathlib import Path
 
+from shapvision.data.base import local_path
 from shapvision.data.image_text import OPENAI_MEAN, OPENAI_STD, CaptionedImage, ImageTextDataModule
 
 SPLITS = {"train": ("train", "restval"), "val": ("val",), "test": ("test",)}
@@ -65,8 +66,8 @@ class KarpathyDataModule(ImageTextDataModule):
             mean,
             std,
         )
-        self.annotations = Path(annotations).expanduser()
-        self.image_root = Path(image_root).expanduser()
+        self.annotations = local_path(annotations)
+        self.image_root = local_path(image_root)
         if not self.image_root.is_dir():
             raise FileNotFoundError(f"data.image_root {self.image_root} is not a folder of images")
         self.images = read_karpathy(self.annotations)

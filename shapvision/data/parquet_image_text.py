@@ -7,12 +7,12 @@ local. Rows are decoded lazily, image bytes only when a sample is read.
 """
 
 import glob
-import os
 from collections.abc import Sequence
 from typing import Literal
 
 import datasets
 
+from shapvision.data.base import local_path
 from shapvision.data.image_text import OPENAI_MEAN, OPENAI_STD, CaptionedImage, ImageTextDataModule
 
 
@@ -65,7 +65,7 @@ class ParquetImageTextDataModule(ImageTextDataModule):
         )
         self.files = {"train": train_files, "val": val_files, "test": test_files or val_files}
         for split, pattern in self.files.items():
-            if not glob.glob(os.path.expanduser(pattern)):
+            if not glob.glob(str(local_path(pattern))):
                 raise FileNotFoundError(f"data.{split}_files {pattern} matches no file")
         self.file_format, self.image_column, self.caption_column = (
             file_format,
@@ -75,7 +75,7 @@ class ParquetImageTextDataModule(ImageTextDataModule):
 
     def split_items(self, split: str) -> HFCaptionedImages:
         table = datasets.load_dataset(
-            self.file_format, data_files=os.path.expanduser(self.files[split]), split="train"
+            self.file_format, data_files=str(local_path(self.files[split])), split="train"
         )
         missing = [
             c for c in (self.image_column, self.caption_column) if c not in table.column_names

@@ -46,10 +46,11 @@ class CLIPTowers(nn.Module):
         pretrained: bool | str = False,
         img_size: int | None = None,
         vision_depth: int | None = None,
+        text_depth: int | None = None,
         masking: str = "drop",
     ):
         super().__init__()
-        self.clip = create_open_clip_model(name, pretrained, img_size, vision_depth)
+        self.clip = create_open_clip_model(name, pretrained, img_size, vision_depth, text_depth)
         self.backbone = open_clip_vision_backbone(self.clip.visual, masking=masking)
         self.project = joint_space_projection(self.clip.visual)
         self.context_length = self.clip.context_length

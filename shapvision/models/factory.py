@@ -32,12 +32,13 @@ def create_open_clip_model(
     pretrained: bool | str | None = False,
     img_size: int | None = None,
     vision_depth: int | None = None,
+    text_depth: int | None = None,
 ) -> nn.Module:
     """An open_clip CLIP model from a local weights file (or random init); text tower included.
 
     ``img_size`` also resizes a timm trunk (EVA02), whose position embeddings open_clip's
     ``force_image_size`` leaves at 224; ``vision_depth`` keeps the first blocks of the vision tower
-    only (reduced models for tests and smoke runs).
+    only, ``text_depth`` those of the text tower (reduced models for tests and smoke runs).
     """
     if name not in open_clip.list_models():
         raise ValueError(
@@ -56,6 +57,12 @@ def create_open_clip_model(
                 f"vision_depth must be in 1..{len(blocks)} for {name}, got {vision_depth}"
             )
         del blocks[vision_depth:]
+    if text_depth is not None:
+        text = getattr(model, "text", model)
+        blocks = text.transformer.resblocks
+        if not 1 <= text_depth <= len(blocks):
+            raise ValueError(f"text_depth must be in 1..{len(blocks)} for {name}, got {text_depth}")
+        del blocks[text_depth:]
     return model
 
 

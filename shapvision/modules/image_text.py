@@ -7,6 +7,7 @@ every image, with ``caption_index`` ``(B, C)`` and ``image_index`` ``(B,)`` for 
 The contrastive loss is open_clip's ``ClipLoss`` with the features gathered from every rank (with
 gradients), so it sees the global batch; ``logit_scale`` is clamped to [0, ln 100] after every
 optimizer step, as open_clip's trainer does. ``train_text: false`` freezes the text tower.
+``vision_depth`` / ``text_depth`` keep the first blocks of each tower (reduced models for smoke runs).
 ``init_from`` starts from the CLIP weights of another image-text checkpoint (SVO-CLIP fine-tuned
 from a plain CLIP run); ``pretrained`` from an open_clip weights file.
 Subclasses define ``image_features(images, keep=None)`` ``(B, D)``, whose dot product with a unit text
@@ -51,6 +52,7 @@ class ImageTextModule(TaggedCheckpointMixin, ShapleyModule):
         pretrained: bool | str = False,
         img_size: int = 224,
         vision_depth: int | None = None,
+        text_depth: int | None = None,
         train_text: bool = True,
         init_from: str | None = None,
         lr: float = 1e-5,
@@ -59,7 +61,7 @@ class ImageTextModule(TaggedCheckpointMixin, ShapleyModule):
     ):
         super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps)
         self.save_hyperparameters()
-        self.towers = CLIPTowers(clip_model, pretrained, img_size, vision_depth)
+        self.towers = CLIPTowers(clip_model, pretrained, img_size, vision_depth, text_depth)
         if init_from:
             self.towers.load_state_dict(towers_state(init_from, clip_model))
         if not train_text:

@@ -203,7 +203,7 @@ class ImageTextEvaluation(ShapleyModule):
                 self.log(f"test/{name}", value)
                 self.model_metrics[name] = float(value)
             self.retrieval.reset()
-        seconds = self.all_gather(self.seconds).reshape(-1, len(self.methods)).sum(0)
+        seconds = self.all_gather(self.seconds).reshape(-1, max(len(self.methods), 1)).sum(0)
         pairs = self.all_gather(self.pairs_seen).sum().clamp_min(1)
         table = []
         for k, (name, method) in enumerate(self.methods.items()):

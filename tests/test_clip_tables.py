@@ -1,0 +1,117 @@
+"""The SVO-CLIP targets end to end on tiny real-format fixtures: CC3M fits from the experiment configs
+(EVA02-B-16 reduced to one block per tower, random init, 32 px) and the retrieval / insertion-deletion
+tables on Karpathy-JSON COCO and Flickr30k folders. Run by `make test-slow`."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .test_image_text import karpathy_fixture, write_shards
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+REDUCED = [
+    "--model.init_args.pretrained",
+    "false",
+    "--model.init_args.img_size",
+    "32",
+    "--model.init_args.vision_depth",
+    "1",
+    "--model.init_args.text_depth",
+    "1",
+]
+CPU = [
+    "--trainer.accelerator",
+    "cpu",
+    "--trainer.devices",
+    "1",
+    "--trainer.precision",
+    "32-true",
+    "--data.init_args.num_workers",
+    "0",
+]
+
+
+def run(args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def cc3m_runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cc3m")
+    data = base / "data"
+    write_shards(data / "cc3m" / "train", [5, 3, 4])
+    write_shards(data / "cc3m" / "val", [4])
+    for run_name in ("svo_clip", "clip"):
+        run(
+            [
+                "shapvision.clip_cli",
+                "fit",
+                "--config",
+                str(ROOT / "experiments/cc3m/trainer.yaml"),
+                "--config",
+                str(ROOT / f"experiments/cc3m/{run_name}.yaml"),
+                "--data.init_args.train_shards",
+                str(data / "cc3m" / "train"),
+                "--data.init_args.val_shards",
+                str(data / "cc3m" / "val"),
+                "--data.init_args.batch_size",
+                "4",
+                "--trainer.max_epochs",
+                "1",
+                *CPU,
+                *REDUCED,
+            ],
+            cwd=base,
+        )
+    karpathy_fixture(data / "coco")
+    flickr = karpathy_fixture(data / "flickr30k" / "flickr30k-images")
+    (flickr / "dataset_coco.json").rename(data / "flickr30k" / "dataset_flickr30k.json")
+    return base, data
+
+
+def table(name, base, data):
+    out = base / name
+    run(
+        [
+            "shapvision.tables",
+            name,
+            "--data",
+            str(data),
+            "--checkpoints",
+            str(base / "runs" / "cc3m"),
+            "--out",
+            str(out),
+            "--",
+            *CPU,
+            "--model.init_args.img_size",
+            "32",
+            "--data.init_args.eval_batch_size",
+            "4",
+        ],
+        cwd=ROOT,
+    )
+    return (out / "table.md").read_text()
+
+
+def test_cc3m_fits_write_checkpoints_and_the_svo_tables_run(cc3m_runs):
+    base, data = cc3m_runs
+    for run_name in ("svo_clip", "clip"):
+        assert (base / "runs" / "cc3m" / run_name / "best.ckpt").is_file()
+    retrieval = table("svo-retrieval", base, data)
+    for row in ("| SVO-CLIP COCO |", "| CLIP Flickr30k |"):
+        assert row in retrieval, retrieval
+    assert "| model | t2i_r1 | i2t_r1 |" in retrieval
+    insdel = table("svo-clip-insdel", base, data)
+    for row in ("| SVO-CLIP | svo_clip |", "| CLIP | integrated_gradients |", "| CLIP | rise |"):
+        assert row in insdel, insdel
+    assert "insertion_t2i_r1 | insertion_t2i_r5" in insdel
