@@ -39,7 +39,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/shapley_core.py
 	$(BENCH_ENV) $(BIN)/python benchmarks/masked_forward.py
 	$(BENCH_ENV) $(BIN)/python benchmarks/svo_step.py
-	$(BENCH_ENV) $(BIN)/python benchmarks/insertion_deletion.py --backbone vit_small_patch16_224 --repeats 1 --no-warmup
+	$(BENCH_ENV) $(BIN)/python benchmarks/insertion_deletion.py --backbone vit_small_patch16_224 --chunk 64 --repeats 1 --no-warmup
+	$(BENCH_ENV) $(BIN)/python benchmarks/svo_clip_step.py
+	$(BIN)/python benchmarks/shard_decoding.py
 
 SV := $(BIN)/shapvision
 DIGITS := --config experiments/digits/trainer.yaml

@@ -157,6 +157,39 @@ def test_svo_clip_training_brings_votes_towards_exact_shapley_values(scenes):
     assert error() < 0.5 * before
 
 
+def test_vit_methods_apply_to_an_eva02_tower_and_are_refused_on_open_clips_own():
+    from shapvision.attribution.attention_capture import captured_attention
+    from shapvision.attribution.caption_model import CaptionExplainedModel
+    from shapvision.attribution.registry import create_method
+
+    torch.manual_seed(0)
+    eva = SVOCLIP(clip_model="EVA02-B-16", img_size=64, vision_depth=2, text_depth=1).eval()
+    model = CaptionExplainedModel(eva, "eva")
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        model.set_captions(eva.text_features(eva_tokens(["a dog", "a cat"])))
+        with captured_attention(eva.towers.backbone) as maps:
+            model.logits(images)
+    # the hook sees Eva's post-softmax attention of both blocks: (B, heads, 1 + 16, 1 + 16), rows sum to 1
+    assert len(maps) == 2 and maps[0].shape == (2, 12, 17, 17)
+    assert torch.allclose(maps[1].sum(-1), torch.ones(2, 12, 17), atol=1e-5)
+    for name in ("gradcam", "rollout", "game"):
+        values = create_method(name, model).explain(images, torch.tensor([0, 1])).patches
+        assert values.shape == (2, 16) and torch.isfinite(values).all()
+    tiny = CaptionExplainedModel(SVOCLIP(clip_model=TINY, img_size=32), "the tiny CLIP")
+    with pytest.raises(
+        ValueError,
+        match=r"method 'rollout' does not apply to the tiny CLIP's backbone \(OpenCLIPViTBackbone",
+    ):
+        create_method("rollout", tiny)
+
+
+def eva_tokens(captions):
+    import open_clip
+
+    return open_clip.get_tokenizer("EVA02-B-16")(captions)
+
+
 # --- ClipLoss and the shard loader under 2-process DDP ------------------------------------------
 
 
@@ -250,6 +283,16 @@ def test_shard_order_changes_with_the_epoch_and_errors_name_the_layout(tmp_path)
         CC3MDataModule(str(tmp_path / "four"), tokenizer=TINY, num_workers=4).train_pipeline(0, 2)
 
 
+def test_resampled_shards_give_every_rank_its_batches_from_its_own_draws(tmp_path):
+    shards = write_shards(tmp_path / "shards", [6, 1])  # fewer shards than ranks x workers
+    data = CC3MDataModule(
+        str(shards), tokenizer=TINY, img_size=32, batch_size=2, num_workers=0, resampled=True
+    )
+    ranks = [[b["caption_index"].tolist() for b in data.train_pipeline(rank, 2)] for rank in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == data.batches_per_rank(2) == 2  # ceil(7 / (2 x 2))
+    assert ranks[0] != ranks[1]
+
+
 # --- Karpathy JSON, parquet, tokenizer ----------------------------------------------------------
 
 
@@ -328,7 +371,10 @@ def test_parquet_copies_are_read_with_hf_datasets(tmp_path):
 def test_long_captions_are_truncated_and_counted(scenes):
     tokenizer = scenes.tokenizer
     before = scenes.num_truncated
-    tokens = tokenizer(["a 7 on the left", " ".join(["seven"] * 40)])
+    with pytest.warns(
+        UserWarning, match=r"longer than the shapvision-digits-clip context \(16 tokens\)"
+    ):
+        tokens = tokenizer(["a 7 on the left", " ".join(["seven"] * 40)])
     assert tokens.shape == (2, 16) and scenes.num_truncated == before + 1
 
 

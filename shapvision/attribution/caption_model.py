@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from shapvision.attribution.base import Attribution, AttributionMethod
 from shapvision.attribution.explained_model import ExplainedModel
+from shapvision.models.timm_transformer import TimmTransformerBackbone
 
 
 class CaptionScores(nn.Module):
@@ -40,7 +41,9 @@ class CaptionExplainedModel(ExplainedModel):
         self.grid_size = tuple(module.grid_size)
         self.num_patches = module.num_patches
         self.patch_size = self.backbone.patch_size
-        self.family = "other"
+        # A timm trunk (EVA02) takes the ViT methods (Grad-CAM on the last block's norm1, attention
+        # rollout, GAME); open_clip's own VisionTransformer has no hooks for them here.
+        self.family = "vit" if isinstance(self.backbone, TimmTransformerBackbone) else "other"
 
     def set_captions(self, text_features: torch.Tensor) -> None:
         """Unit text embeddings ``(T, D)``: the "classes" targets index into."""

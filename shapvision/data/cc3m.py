@@ -159,7 +159,7 @@ class CC3MDataModule(ImageTextDataModule):
                 wds.batched(self.batch_size, collation_fn=collate_samples, partial=False),
             )
             .with_epoch(self.batches_per_rank(world_size) // workers)
-            .with_length(self.batches_per_rank(world_size))
+            .with_length(self.batches_per_rank(world_size), silent=True)
         )
 
     def _warn_and_continue(self, err: Exception) -> bool:

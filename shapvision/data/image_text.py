@@ -16,6 +16,7 @@ data has no classes.
 """
 
 import io
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +56,18 @@ class CaptionTokenizer:
     def __call__(self, captions: Sequence[str]) -> torch.Tensor:
         captions = list(captions)
         long = self.tokenizer(captions, context_length=4 * self.context_length)
-        overflow = int(((long != 0).sum(1) > self.context_length).sum())
-        if overflow:
+        too_long = (long != 0).sum(1) > self.context_length
+        if bool(too_long.any()):
             with self.truncated.get_lock():
-                self.truncated.value += overflow
+                first = self.truncated.value == 0
+                self.truncated.value += int(too_long.sum())
+            if first:
+                caption = captions[int(too_long.nonzero()[0])]
+                warnings.warn(
+                    f"captions longer than the {self.model_name} context ({self.context_length} tokens) are "
+                    f"truncated and counted (data/truncated_captions), e.g. {caption[:80]!r}",
+                    stacklevel=2,
+                )
         return self.tokenizer(captions)
 
 

@@ -106,6 +106,9 @@ class ShapleyModule(L.LightningModule):
         skipped = getattr(datamodule, "num_skipped", None)
         if skipped is not None:
             self.log("data/skipped_images", float(skipped), rank_zero_only=True)
+        truncated = getattr(datamodule, "num_truncated", None)
+        if truncated is not None:
+            self.log("data/truncated_captions", float(truncated), rank_zero_only=True)
 
 
 def construct_nested(build, *args, **kwargs):

@@ -9,7 +9,9 @@ in CLIP's [-1, 1] range, so the temperature keeps its usual init (1 / 0.07) and 
 Loss = CLIP contrastive (``ClipLoss``, gathered across ranks) + ``shapley_weight`` x Shapley loss: for
 each image and its own caption, the model's value function on masked copies of the image,
 v(S) = s(x_S, t) (removed patch tokens dropped with their rotary embeddings, so v(empty) = 0), is
-asked to equal 1_S^T phi(x, t) (SVO Eq. 13, in cosine units), under Shapley-kernel masks.
+asked to equal 1_S^T phi(x, t) (SVO Eq. 13, in cosine units), under Shapley-kernel masks
+(``balance_mask_sizes``, as SVO-ViT: images paired with complementary mask sizes, so the masked
+branch costs half the patches whatever the draw).
 """
 
 import torch
@@ -35,6 +37,7 @@ class SVOCLIP(ImageTextModule):
         shapley_weight: float = 1.0,
         num_masks: int = 1,
         paired: bool = False,
+        balance_mask_sizes: bool = True,
         lr: float = 1e-5,
         weight_decay: float = 0.1,
         warmup_steps: int = 500,
@@ -60,7 +63,9 @@ class SVOCLIP(ImageTextModule):
             warmup_steps,
         )
         self.save_hyperparameters()
-        self.sampler = ShapleyKernelSampler(self.num_patches, paired=paired)
+        self.sampler = ShapleyKernelSampler(
+            self.num_patches, paired=paired, balanced_sizes=balance_mask_sizes
+        )
 
     def patch_embeddings(self, images, keep=None) -> torch.Tensor:
         return self.towers.patch_embeddings(self.towers.vision_features(images, keep))
