@@ -112,6 +112,11 @@ def test_cc3m_fits_write_checkpoints_and_the_svo_tables_run(cc3m_runs):
         assert row in retrieval, retrieval
     assert "| model | t2i_r1 | i2t_r1 |" in retrieval
     insdel = table("svo-clip-insdel", base, data)
-    for row in ("| SVO-CLIP | svo_clip |", "| CLIP | gradcam |", "| CLIP | rollout |", "| CLIP | rise |"):
+    for row in (
+        "| SVO-CLIP | svo_clip |",
+        "| CLIP | gradcam |",
+        "| CLIP | rollout |",
+        "| CLIP | rise |",
+    ):
         assert row in insdel, insdel
     assert "insertion_t2i_r1 | insertion_t2i_r5" in insdel
