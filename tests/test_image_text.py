@@ -129,6 +129,7 @@ def test_svo_clip_masked_forward_matches_attention_masking_on_eva02():
     assert torch.allclose(plain, cls, atol=1e-5)  # the CLS path is open_clip's image embedding
 
 
+@pytest.mark.slow  # two exact computations (2^16 masked forwards each): about 30 s
 def test_svo_clip_training_brings_votes_towards_exact_shapley_values(scenes):
     """A few steps of SVO-CLIP with a large lambda: the votes track the exact values of its own game."""
     torch.manual_seed(0)
@@ -201,6 +202,7 @@ def free_port() -> int:
 
 def _ddp_worker(rank, world, port, shards, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    mp.set_start_method("spawn", force=True)  # loader workers must pickle (spawn / forkserver)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     from types import SimpleNamespace
 

@@ -83,6 +83,61 @@ class RankShards(IterableDataset):
             yield {"url": url}
 
 
+class DecodeSample:
+    """A shard sample -> the suite's training dict; None (counted and named) without image or caption.
+
+    A plain callable, not a bound method of the data module, so the pipeline pickles into spawned
+    workers without the trainer.
+    """
+
+    def __init__(self, transform, tokenizer, skipped):
+        self.transform, self.tokenizer, self.skipped = transform, tokenizer, skipped
+
+    def __call__(self, sample: dict) -> dict | None:
+        key = sample["__key__"]
+        image_field = next((e for e in IMAGE_EXTENSIONS if e in sample), None)
+        if image_field is None or "txt" not in sample:
+            name = f"{sample.get('__url__')}:{key}"
+            count_skipped(self.skipped, name, ValueError("no image or caption"))
+            return None
+        image = read_image(CaptionedImage(sample[image_field], []), self.transform, self.skipped)
+        if image is None:
+            return None
+        caption = sample["txt"].decode("utf-8")
+        index = int(key)
+        return {
+            "image": image,
+            "text": self.tokenizer([caption])[0],
+            "caption_index": index,
+            "image_index": index,
+            "index": index,
+        }
+
+
+class CountAndContinue:
+    """webdataset's error handler: an unreadable shard member is counted and named, then skipped."""
+
+    def __init__(self, skipped):
+        self.skipped = skipped
+
+    def __call__(self, err: Exception) -> bool:
+        count_skipped(self.skipped, "a shard member", err)
+        return True
+
+
+class RankBatches(IterableDataset):
+    """A rank's batch stream with its length, so the trainer can size the LR schedule and the epoch."""
+
+    def __init__(self, pipeline: wds.DataPipeline, batches: int):
+        self.pipeline, self.batches = pipeline, batches
+
+    def __iter__(self):
+        return iter(self.pipeline)
+
+    def __len__(self) -> int:
+        return self.batches
+
+
 class CC3MDataModule(ImageTextDataModule):
     def __init__(
         self,
@@ -119,52 +174,21 @@ class CC3MDataModule(ImageTextDataModule):
         batches = math.ceil(self.num_samples / (self.batch_size * world_size))
         return workers * math.ceil(batches / workers)
 
-    def _sample(self, sample: dict) -> dict | None:
-        key = sample["__key__"]
-        image_field = next((e for e in IMAGE_EXTENSIONS if e in sample), None)
-        if image_field is None or "txt" not in sample:
-            count_skipped(
-                self.skipped, f"{sample.get('__url__')}:{key}", ValueError("no image or caption")
-            )
-            return None
-        image = read_image(
-            CaptionedImage(sample[image_field], []), self.transform(True), self.skipped
-        )
-        if image is None:
-            return None
-        caption = sample["txt"].decode("utf-8")
-        return {
-            "image": image,
-            "text": self.tokenizer([caption])[0],
-            "caption_index": int(key),
-            "image_index": int(key),
-            "index": int(key),
-        }
-
-    def train_pipeline(self, rank: int, world_size: int) -> wds.DataPipeline:
+    def train_pipeline(self, rank: int, world_size: int) -> "RankBatches":
         workers = max(self.num_workers, 1)
         if not self.resampled and len(self.train_shards) < world_size * workers:
             raise ValueError(
                 f"data.train_shards has {len(self.train_shards)} shards for {world_size} ranks x {workers} workers: "
                 "every worker needs at least one; use fewer workers or resampled: true"
             )
-        return (
-            wds.DataPipeline(
-                RankShards(
-                    self.train_shards, rank, world_size, self.seed, self.epoch, self.resampled
-                ),
-                wds.tarfile_to_samples(handler=self._warn_and_continue),
-                wds.shuffle(self.shuffle_buffer),
-                wds.map(self._sample),
-                wds.batched(self.batch_size, collation_fn=collate_samples, partial=False),
-            )
-            .with_epoch(self.batches_per_rank(world_size) // workers)
-            .with_length(self.batches_per_rank(world_size), silent=True)
-        )
-
-    def _warn_and_continue(self, err: Exception) -> bool:
-        count_skipped(self.skipped, "a shard member", err)
-        return True
+        pipeline = wds.DataPipeline(
+            RankShards(self.train_shards, rank, world_size, self.seed, self.epoch, self.resampled),
+            wds.tarfile_to_samples(handler=CountAndContinue(self.skipped)),
+            wds.shuffle(self.shuffle_buffer),
+            wds.map(DecodeSample(self.transform(True), self.tokenizer, self.skipped)),
+            wds.batched(self.batch_size, collation_fn=collate_samples, partial=False),
+        ).with_epoch(self.batches_per_rank(world_size) // workers)
+        return RankBatches(pipeline, self.batches_per_rank(world_size))
 
     def train_dataloader(self):
         trainer = self.trainer
