@@ -7,6 +7,9 @@
 ``data.num_classes`` and ``data.img_size`` are linked into the model, so the head and the patch grid
 always match the data; the resolved config is saved in the run directory.
 
+``--run_id ID`` (or ``slurm``) gives a run its own directory and ``--resume true`` resumes a fit
+from its ``last.ckpt`` (``shapvision.cli_runs``).
+
 With ``--ckpt_path`` the config decides the model's options and the checkpoint supplies the weights
 (Lightning's default would replace the model options with the checkpoint's hyperparameters and
 silently ignore overrides such as ``--model.init_args.value_batch_size``).
@@ -14,14 +17,14 @@ silently ignore overrides such as ``--model.init_args.value_batch_size``).
 
 import sys
 
-from lightning.pytorch.cli import LightningCLI
-
+from shapvision.cli_runs import RunAwareCLI
 from shapvision.data.base import ShapleyDataModule
 from shapvision.modules.base import ShapleyModule
 
 
-class ShapvisionCLI(LightningCLI):
+class ShapvisionCLI(RunAwareCLI):
     def add_arguments_to_parser(self, parser) -> None:
+        super().add_arguments_to_parser(parser)
         parser.link_arguments(
             "data.num_classes", "model.init_args.num_classes", apply_on="instantiate"
         )

@@ -12,14 +12,14 @@ As with ``shapvision``, ``--ckpt_path`` supplies weights only; the config decide
 
 import sys
 
-from lightning.pytorch.cli import LightningCLI
-
+from shapvision.cli_runs import RunAwareCLI
 from shapvision.data.image_text import ImageTextDataModule
 from shapvision.modules.base import ShapleyModule
 
 
-class ImageTextCLI(LightningCLI):
+class ImageTextCLI(RunAwareCLI):
     def add_arguments_to_parser(self, parser) -> None:
+        super().add_arguments_to_parser(parser)
         parser.link_arguments("model.init_args.clip_model", "data.init_args.tokenizer")
         parser.link_arguments("model.init_args.img_size", "data.init_args.img_size")
 

@@ -95,6 +95,22 @@ class ShapleyModule(L.LightningModule):
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # The random state, so a fit resumed from an end-of-epoch checkpoint draws the same shuffles
+        # and masks as the uninterrupted run (Lightning does not save it).
+        checkpoint["shapvision_rng"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["shapvision_rng"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        states = checkpoint.get("shapvision_rng")
+        resuming_fit = self._trainer is not None and self.trainer.state.fn == "fit"
+        if states is None or not resuming_fit:
+            return
+        torch.set_rng_state(states["torch"])
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
+
     def on_train_epoch_start(self) -> None:
         # Streaming data (webdataset shards) reshuffles per epoch; its workers read the epoch when they start.
         set_epoch = getattr(getattr(self.trainer, "datamodule", None), "set_epoch", None)
@@ -170,8 +186,41 @@ def check_compatible(option: str, source: dict, num_classes: int, img_size: int)
         )
 
 
+# The options that decide what a checkpoint means: resuming under other values is refused.
+IDENTITY_OPTIONS = (
+    "backbone",
+    "backbone_kwargs",
+    "num_classes",
+    "img_size",
+    "objective",
+    "link",
+    "drop_cls_token",
+    "head_blocks",
+    "head_hidden_dim",
+    "clip_model",
+    "vision_depth",
+    "text_depth",
+)
+
+
+def shapvision_identity(module, datamodule) -> dict:
+    """Module class, data class and the identity options of a module, as comparable strings."""
+    identity = {
+        "module": type(module).__name__,
+        "data": None if datamodule is None else type(datamodule).__name__,
+    }
+    for option in IDENTITY_OPTIONS:
+        if option in module.hparams:
+            identity[option] = json.dumps(module.hparams[option], default=str, sort_keys=True)
+    return identity
+
+
 class TaggedCheckpointMixin:
-    """Records the module's class name in its checkpoints so a later stage can refuse the wrong kind."""
+    """Records the module's class name (a later stage refuses the wrong kind) and its identity (a
+    resume under another model, data or objective is refused) in its checkpoints."""
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["shapvision_module"] = type(self).__name__
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        checkpoint["shapvision_identity"] = shapvision_identity(self, datamodule)

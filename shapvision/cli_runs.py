@@ -1,0 +1,118 @@
+"""Runs that do not collide and that resume: what both LightningCLIs of the suite share.
+
+- ``--run_id ID`` puts a run in its own directory: ``ID`` is appended to the trainer's
+  ``default_root_dir``, to every ``ModelCheckpoint`` ``dirpath``, and becomes the logger's version,
+  so two array tasks of one experiment never overwrite each other; the resolved config is saved
+  there. ``--run_id slurm`` takes it from the job (``job<SLURM_JOB_ID>``, or
+  ``job<SLURM_ARRAY_JOB_ID>_<SLURM_ARRAY_TASK_ID>`` for an array task): a requeued job keeps its id,
+  so it finds its HPC checkpoint (``default_root_dir/hpc_ckpt_*.ckpt``, which Lightning resumes from
+  by itself when no ``ckpt_path`` is given).
+- ``--resume true`` (``fit``) resumes from the run's ``last.ckpt`` (the ``ModelCheckpoint`` with
+  ``save_last``) when one exists, and starts fresh otherwise; without it a run never resumes by
+  accident. It stands aside for an explicit ``--ckpt_path`` and for a requeued SLURM job's HPC
+  checkpoint. A ``last.ckpt`` whose model, data or objective differ from the config is refused.
+"""
+
+import os
+from pathlib import Path
+
+import torch
+from lightning.pytorch.cli import LightningCLI
+
+from shapvision.modules.base import shapvision_identity
+
+RUN_ID_SLURM = "slurm"
+CHECKPOINT_CALLBACK = "lightning.pytorch.callbacks.ModelCheckpoint"
+
+
+def slurm_run_id() -> str:
+    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array_job and task:
+        return f"job{array_job}_{task}"
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        raise ValueError("--run_id slurm is for jobs under SLURM, but SLURM_JOB_ID is not set")
+    return f"job{job}"
+
+
+def checkpoint_dirpaths(trainer_config) -> list:
+    """The ``init_args`` of every ModelCheckpoint in the trainer's callbacks (Namespaces, editable)."""
+    found = []
+    for callback in trainer_config.get("callbacks") or []:
+        class_path = getattr(callback, "class_path", None)
+        if class_path and class_path.endswith("ModelCheckpoint"):
+            found.append(callback.init_args)
+    return found
+
+
+def check_resumable(path: Path, model, datamodule) -> None:
+    """Refuse a ``last.ckpt`` of another model, data or objective than the config's."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    saved = checkpoint.get("shapvision_identity", {})
+    current = shapvision_identity(model, datamodule)
+    changed = {k: (saved.get(k), v) for k, v in current.items() if k in saved and saved[k] != v}
+    if changed:
+        details = "; ".join(f"{k}: checkpoint {a!r}, config {b!r}" for k, (a, b) in changed.items())
+        raise ValueError(
+            f"--resume: {path} was trained with another setup ({details}). Resuming would change what "
+            "the checkpoint means: restore those options, or start a fresh run (a new --run_id, or "
+            "without --resume)"
+        )
+
+
+class RunAwareCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument(
+            "--run_id",
+            type=str | None,
+            default=None,
+            help="a run directory of its own under every output path ('slurm': from the job id)",
+        )
+        parser.add_argument(
+            "--resume",
+            type=bool,
+            default=False,
+            help="fit: resume from the run's last.ckpt when it exists (after a crash)",
+        )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        run_id = config.get("run_id")
+        if not run_id:
+            return
+        if run_id == RUN_ID_SLURM:
+            run_id = slurm_run_id()
+            config.run_id = run_id
+        trainer = config.trainer
+        trainer.default_root_dir = str(Path(trainer.get("default_root_dir") or ".") / run_id)
+        for init_args in checkpoint_dirpaths(trainer):
+            if init_args.get("dirpath"):
+                init_args.dirpath = str(Path(init_args.dirpath) / run_id)
+        logger = trainer.get("logger")
+        if getattr(logger, "init_args", None) is not None:
+            logger.init_args.version = run_id
+
+    def before_fit(self) -> None:
+        config = self.config_init[self.subcommand]
+        if not config.get("resume"):
+            return
+        if config.get("ckpt_path"):
+            raise ValueError(
+                "--resume and --ckpt_path both name a checkpoint to start from; pass only one"
+            )
+        if os.environ.get("SLURM_JOB_ID") and list(
+            Path(self.trainer.default_root_dir).glob("hpc_ckpt_*.ckpt")
+        ):
+            return  # a requeued job: Lightning resumes from its HPC checkpoint
+        callback = self.trainer.checkpoint_callback
+        if callback is None or not callback.save_last or callback.dirpath is None:
+            raise ValueError(
+                "--resume needs a ModelCheckpoint with save_last: true and a dirpath in the trainer callbacks"
+            )
+        last = Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+        if not last.is_file():
+            print(f"--resume: no {last} yet; starting a fresh run")
+            return
+        check_resumable(last, self.model, self.datamodule)
+        print(f"--resume: resuming from {last}")
+        config["ckpt_path"] = str(last)
