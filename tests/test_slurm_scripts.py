@@ -1,0 +1,118 @@
+"""sbatch scripts whose #SBATCH lines match the trainer options, and a dependent pipeline submission
+(checked against a recording stand-in for sbatch; the real-Slurm proof is not part of make test)."""
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shapvision.slurm import parse_sbatch_lines, sbatch_script
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def trainer_options(script: str) -> dict[str, str]:
+    srun = next(line for line in script.splitlines() if line.startswith("srun "))
+    argv = shlex.split(srun)
+    return {
+        argv[i][len("--trainer.") :]: argv[i + 1]
+        for i in range(len(argv) - 1)
+        if argv[i].startswith("--trainer.")
+    }
+
+
+@pytest.mark.parametrize("nodes, gpus, tasks", [(2, 8, None), (4, 0, 2), (1, 1, None)])
+def test_sbatch_resources_parse_back_to_the_trainer_options(nodes, gpus, tasks):
+    script = sbatch_script(
+        "fit",
+        ("experiments/imagenet/trainer.yaml", "experiments/imagenet/svo_vit.yaml"),
+        job_name="svo",
+        nodes=nodes,
+        gpus_per_node=gpus,
+        tasks_per_node=tasks,
+        cpus_per_task=10,
+        time="48:00:00",
+        partition="gpu",
+        account="proj",
+    )
+    sbatch, trainer = parse_sbatch_lines(script), trainer_options(script)
+    assert sbatch["nodes"] == trainer["num_nodes"] == str(nodes)
+    assert sbatch["ntasks-per-node"] == trainer["devices"]
+    assert sbatch.get("gpus-per-node", "0") == str(gpus)
+    assert (trainer.get("accelerator") == "cpu") == (gpus == 0)
+    assert (trainer.get("strategy") == "ddp") == (nodes * int(trainer["devices"]) > 1)
+    assert (
+        sbatch["signal"] == "SIGUSR1@90" and "requeue" in sbatch and sbatch["open-mode"] == "append"
+    )
+    assert (
+        sbatch["partition"] == "gpu" and sbatch["account"] == "proj" and sbatch["job-name"] == "svo"
+    )
+    assert "--run_id slurm" in script
+    with pytest.raises(ValueError, match="--ntasks-per-node 2 != --gpus-per-node 4"):
+        sbatch_script(
+            "fit",
+            ("a.yaml",),
+            job_name="x",
+            nodes=1,
+            gpus_per_node=4,
+            tasks_per_node=2,
+            cpus_per_task=1,
+            time="1:00:00",
+            partition=None,
+            account=None,
+        )
+
+
+def test_pipeline_submits_dependent_jobs_that_read_the_previous_run(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "sbatch.log"
+    fake = bin_dir / "sbatch"
+    fake.write_text(
+        "#!/bin/bash\n"
+        f"n=$(( $(wc -l < {log} 2>/dev/null || echo 0) + 101 ))\n"
+        f'echo "$n $*" >> {log}\n'
+        'echo "$n;cluster"\n'
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shapvision.slurm",
+            "pipeline",
+            "vitshapley-digits",
+            "--submit",
+            "--gpus-per-node",
+            "0",
+            "--out",
+            str(tmp_path / "scripts"),
+            "--",
+            "--trainer.max_epochs",
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    assert [c.split()[0] for c in calls] == ["101", "102", "103"]
+    assert "--dependency" not in calls[0]
+    assert "--dependency=afterok:101" in calls[1] and "--dependency=afterok:102" in calls[2]
+    surrogate = (tmp_path / "scripts" / "vitshapley-digits-surrogate.sbatch").read_text()
+    explainer = (tmp_path / "scripts" / "vitshapley-digits-explainer.sbatch").read_text()
+    assert (
+        "--model.init_args.classifier_checkpoint runs/digits/classifier/job101/best.ckpt"
+        in surrogate
+    )
+    assert (
+        "--model.init_args.surrogate_checkpoint runs/digits/surrogate/job102/best.ckpt" in explainer
+    )
+    assert surrogate.rstrip().endswith("--trainer.max_epochs 1")
