@@ -19,7 +19,6 @@ import sys
 
 from shapvision.cli_runs import RunAwareCLI
 from shapvision.data.base import ShapleyDataModule
-from shapvision.modules.base import ShapleyModule
 
 
 class ShapvisionCLI(RunAwareCLI):
@@ -30,20 +29,9 @@ class ShapvisionCLI(RunAwareCLI):
         )
         parser.link_arguments("data.img_size", "model.init_args.img_size", apply_on="instantiate")
 
-    def _parse_ckpt_path(self) -> None:
-        """Keep the config's model options; the checkpoint is used for its weights only."""
-
 
 def main(args: list[str] | None = None) -> None:
-    ShapvisionCLI(
-        ShapleyModule,
-        ShapleyDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-        auto_configure_optimizers=False,
-    )
+    ShapvisionCLI.launch(ShapleyDataModule, args)
 
 
 if __name__ == "__main__":

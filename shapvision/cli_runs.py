@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch.cli import LightningCLI
 
-from shapvision.modules.base import shapvision_identity
+from shapvision.modules.base import ShapleyModule, shapvision_identity
 
 RUN_ID_SLURM = "slurm"
 CHECKPOINT_CALLBACK = "lightning.pytorch.callbacks.ModelCheckpoint"
@@ -91,6 +91,22 @@ class RunAwareCLI(LightningCLI):
         logger = trainer.get("logger")
         if getattr(logger, "init_args", None) is not None:
             logger.init_args.version = run_id
+
+    def _parse_ckpt_path(self) -> None:
+        """Keep the config's model options; the checkpoint is used for its weights only."""
+
+    @classmethod
+    def launch(cls, datamodule_class, args: list[str] | None = None):
+        """The suite's CLI settings: every ShapleyModule and every ``datamodule_class`` in subclass mode."""
+        return cls(
+            ShapleyModule,
+            datamodule_class,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+            auto_configure_optimizers=False,
+        )
 
     def before_fit(self) -> None:
         config = self.config_init[self.subcommand]

@@ -14,7 +14,6 @@ import sys
 
 from shapvision.cli_runs import RunAwareCLI
 from shapvision.data.image_text import ImageTextDataModule
-from shapvision.modules.base import ShapleyModule
 
 
 class ImageTextCLI(RunAwareCLI):
@@ -23,20 +22,9 @@ class ImageTextCLI(RunAwareCLI):
         parser.link_arguments("model.init_args.clip_model", "data.init_args.tokenizer")
         parser.link_arguments("model.init_args.img_size", "data.init_args.img_size")
 
-    def _parse_ckpt_path(self) -> None:
-        """Keep the config's model options; the checkpoint is used for its weights only."""
-
 
 def main(args: list[str] | None = None) -> None:
-    ImageTextCLI(
-        ShapleyModule,
-        ImageTextDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-        auto_configure_optimizers=False,
-    )
+    ImageTextCLI.launch(ImageTextDataModule, args)
 
 
 if __name__ == "__main__":

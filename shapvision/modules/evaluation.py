@@ -42,6 +42,16 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def gather_examples(examples: list[dict]) -> list[dict]:
+    """Heatmap examples from every rank, one per ``index``, in index order (rank 0 writes them)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return sorted(examples, key=lambda e: e["index"])
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, examples)
+    unique = {e["index"]: e for part in gathered for e in part}
+    return [unique[i] for i in sorted(unique)]
+
+
 class Evaluation(ShapleyModule):
     def __init__(
         self,
@@ -229,12 +239,4 @@ class Evaluation(ShapleyModule):
             table.append(row)
         self.table = table
         self.test_accuracy = accuracy
-        self.examples = self._gather_examples()
-
-    def _gather_examples(self) -> list[dict]:
-        if not (dist.is_available() and dist.is_initialized()):
-            return sorted(self.examples, key=lambda e: e["index"])
-        gathered = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, self.examples)
-        unique = {e["index"]: e for part in gathered for e in part}
-        return [unique[i] for i in sorted(unique)]
+        self.examples = gather_examples(self.examples)

@@ -19,7 +19,6 @@ import time
 
 import open_clip
 import torch
-import torch.distributed as dist
 
 from shapvision.attribution.caption_model import CaptionExplainedModel
 from shapvision.attribution.registry import create_method
@@ -29,6 +28,7 @@ from shapvision.metrics.retrieval_insertion_deletion import RetrievalInsertionDe
 from shapvision.models.masked_backbone import pixel_mask
 from shapvision.modules.base import ShapleyModule
 from shapvision.modules.checkpoints import load_module
+from shapvision.modules.evaluation import gather_examples
 
 CHECKPOINT_OPTION = "model.init_args.checkpoint"
 EXPLANATION_METRICS = ("localisation", "shapley_accuracy", "insertion_deletion_patches")
@@ -220,12 +220,4 @@ class ImageTextEvaluation(ShapleyModule):
             row["ms_per_pair"] = 1000 * float(seconds[k] / pairs)
             table.append(row)
         self.table = table
-        self.examples = self._gather_examples()
-
-    def _gather_examples(self) -> list[dict]:
-        if not (dist.is_available() and dist.is_initialized()):
-            return sorted(self.examples, key=lambda e: e["index"])
-        gathered = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, self.examples)
-        unique = {e["index"]: e for part in gathered for e in part}
-        return [unique[i] for i in sorted(unique)]
+        self.examples = gather_examples(self.examples)
