@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 
-.PHONY: install test test-slow lint bench demo demo-clip clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets vitshapley-mura \
+.PHONY: install test test-slow test-slurm lint bench demo demo-clip clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets vitshapley-mura \
 	table-svo-faithfulness table-svo-segmentation table-salvage table-vitshapley salvage-explainer-pets salvage-explainer-imagenette salvage-explainer-mura \
 	svo-vit-digits svo-ablation-digits svo-vit-imagenet svo-resnet-imagenet classifier-vit-imagenet classifier-resnet-imagenet fastshap-resnet-imagenet \
 	svo-clip-cc3m clip-cc3m table-svo-retrieval table-svo-clip-insdel
@@ -20,10 +20,22 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_FLAGS)
+	$(BIN)/python -m pytest -m "not slow and not slurm" $(PYTEST_FLAGS)
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow $(PYTEST_FLAGS)
+	$(BIN)/python -m pytest -m "slow and not slurm" $(PYTEST_FLAGS)
+
+# The SLURM scripts on a real Slurm: a controller and two slurmd "nodes" on this machine
+# (tests/slurm_cluster.py), Debian's packages installed when missing (needs root). Run after
+# `make test`: once slurm-client is installed, every Trainer outside SLURM warns that srun exists.
+SLURM_PACKAGES := slurmctld slurmd slurm-client munge
+test-slurm: $(STAMP)
+	@for tool in slurmctld slurmd sbatch munged; do command -v $$tool >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing $(SLURM_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES) >/dev/null; \
+	fi
+	SHAPVISION_REQUIRE_SLURM=1 timeout 900 $(BIN)/python -m pytest -m slurm $(PYTEST_FLAGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check shapvision tests benchmarks

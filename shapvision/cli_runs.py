@@ -6,7 +6,8 @@
   there. ``--run_id slurm`` takes it from the job (``job<SLURM_JOB_ID>``, or
   ``job<SLURM_ARRAY_JOB_ID>_<SLURM_ARRAY_TASK_ID>`` for an array task): a requeued job keeps its id,
   so it finds its HPC checkpoint (``default_root_dir/hpc_ckpt_*.ckpt``, which Lightning resumes from
-  by itself when no ``ckpt_path`` is given).
+  by itself when no ``ckpt_path`` is given). Under SLURM every trainer gets ``SlurmRequeue``, which
+  saves that checkpoint between two steps on ``SIGUSR1`` and requeues the job.
 - ``--resume true`` (``fit``) resumes from the run's ``last.ckpt`` (the ``ModelCheckpoint`` with
   ``save_last``) when one exists, and starts fresh otherwise; without it a run never resumes by
   accident. It stands aside for an explicit ``--ckpt_path`` and for a requeued SLURM job's HPC
@@ -17,8 +18,10 @@ import os
 from pathlib import Path
 
 import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.cli import LightningCLI
 
+from shapvision.callbacks.slurm_requeue import SlurmRequeue
 from shapvision.modules.base import ShapleyModule, shapvision_identity
 
 RUN_ID_SLURM = "slurm"
@@ -91,6 +94,12 @@ class RunAwareCLI(LightningCLI):
         logger = trainer.get("logger")
         if getattr(logger, "init_args", None) is not None:
             logger.init_args.version = run_id
+
+    def instantiate_trainer(self, **kwargs):
+        trainer = super().instantiate_trainer(**kwargs)
+        if SLURMEnvironment.detect():
+            trainer.callbacks.append(SlurmRequeue())
+        return trainer
 
     def _parse_ckpt_path(self) -> None:
         """Keep the config's model options; the checkpoint is used for its weights only."""

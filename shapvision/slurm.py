@@ -16,6 +16,9 @@ requeued job (same id, same directory, no ``ckpt_path``) resumes from it.
 A pipeline submits its stages as dependent jobs (``afterok``); each stage reads the previous stage's
 checkpoint from the run directory that job writes (``<its ModelCheckpoint dirpath>/job<id>/best.ckpt``),
 never from a fixed path. Without ``--submit`` the scripts are written and printed, not submitted.
+
+``templates`` writes experiments/slurm/: one script per training stage of every experiment folder,
+with that folder's usual resources (regenerate after changing a config; a test checks they match).
 """
 
 import argparse
@@ -95,6 +98,53 @@ PIPELINES = {
 }
 
 
+# The committed templates (experiments/slurm/, ``python -m shapvision.slurm templates``): resources per
+# experiment folder; partition and account go on the sbatch command line (``sbatch -p gpu -A proj``),
+# other node or GPU counts through ``script``, which keeps the trainer's options in step.
+TEMPLATE_RESOURCES = {
+    "digits": dict(nodes=1, gpus_per_node=0, tasks_per_node=1, cpus_per_task=2, time="02:00:00"),
+    "digits_clip": dict(
+        nodes=1, gpus_per_node=0, tasks_per_node=1, cpus_per_task=2, time="02:00:00"
+    ),
+    "imagenette": dict(
+        nodes=1, gpus_per_node=4, tasks_per_node=None, cpus_per_task=8, time="12:00:00"
+    ),
+    "pets": dict(nodes=1, gpus_per_node=4, tasks_per_node=None, cpus_per_task=8, time="12:00:00"),
+    "mura": dict(nodes=1, gpus_per_node=4, tasks_per_node=None, cpus_per_task=8, time="12:00:00"),
+    "imagenet": dict(
+        nodes=2, gpus_per_node=8, tasks_per_node=None, cpus_per_task=8, time="48:00:00"
+    ),
+    "cc3m": dict(nodes=2, gpus_per_node=8, tasks_per_node=None, cpus_per_task=8, time="48:00:00"),
+}
+NOT_FIT_STAGES = ("trainer", "evaluation_", "demo_")
+TEMPLATE_LOGS = (
+    "experiments/slurm/logs"  # kept in git (empty): SLURM needs the folder at submission
+)
+
+
+def templates() -> dict[str, str]:
+    """{file name: script} for every training stage under experiments/ (one job per stage)."""
+    scripts = {}
+    for folder, resources in TEMPLATE_RESOURCES.items():
+        trainer = f"experiments/{folder}/trainer.yaml"
+        for stage in sorted(Path("experiments", folder).glob("*.yaml")):
+            if stage.stem.startswith(NOT_FIT_STAGES):
+                continue
+            name = f"{folder}-{stage.stem}"
+            scripts[f"{name}.sbatch"] = sbatch_script(
+                "fit",
+                (trainer, str(stage)),
+                job_name=name,
+                partition=None,
+                account=None,
+                cli="shapvision-clip" if "clip" in folder else "shapvision",
+                python="python",
+                log_dir=TEMPLATE_LOGS,
+                **resources,
+            )
+    return scripts
+
+
 def checkpoint_dirpath(configs: tuple[str, ...]) -> str:
     """The ModelCheckpoint dirpath of the last config that sets one (where a stage's run writes)."""
     dirpath = None
@@ -163,7 +213,13 @@ def sbatch_script(
     for config in configs:
         argv += ["--config", config]
     argv += [*trainer, "--run_id", "slurm", *extra]
-    lines += ["", "set -euo pipefail", "srun " + shlex.join(argv), ""]
+    lines += [
+        "",
+        "# Options after the script's name (sbatch SCRIPT --data.init_args.root /data ...) go to the CLI.",
+        "set -euo pipefail",
+        "srun " + shlex.join(argv) + ' "$@"',
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -194,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("mode", choices=["script", "pipeline"])
+    parser.add_argument("mode", choices=["script", "pipeline", "templates"])
     parser.add_argument(
         "pipeline", nargs="?", choices=sorted(PIPELINES), help="pipeline mode: which chain"
     )
@@ -230,6 +286,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     # SLURM opens the job's output file before the script runs: its folder must exist now
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.mode == "templates":
+        folder = args.out if "--out" in argv else Path("experiments/slurm")
+        folder.mkdir(parents=True, exist_ok=True)
+        scripts = templates()
+        for name, script in scripts.items():
+            (folder / name).write_text(script)
+        print(f"{len(scripts)} scripts in {folder}")
+        return
     if args.mode == "script":
         if not args.config:
             parser.error("script mode needs --config (one or more)")

@@ -1,5 +1,6 @@
 """Runs that do not collide and that resume (`--run_id`, `--resume`): a fit killed with SIGKILL
-mid-epoch and rerun with --resume ends where the uninterrupted run ends; resuming under a changed
+mid-epoch and rerun with --resume ends where the uninterrupted run ends, and so does one resumed from
+a checkpoint saved in mid-epoch (as on a SLURM preemption); resuming under a changed
 model is refused; two array tasks write to different directories."""
 
 import csv
@@ -91,7 +92,7 @@ def final_state(folder: Path, run_id: str) -> tuple[dict, dict]:
     return weights, {k: float(v) for k, v in rows[-1].items() if k.startswith("val/") and v}
 
 
-def test_a_fit_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):
+def test_a_fit_killed_or_preempted_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):
     config = fit_config(tmp_path)
     shapvision("fit", "--config", config, "--run_id", "straight")
     kill = {
@@ -112,6 +113,30 @@ def test_a_fit_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):
     for name, value in straight.items():
         assert torch.allclose(resumed[name], value, atol=1e-6), name
     assert resumed_metrics.keys() == straight_metrics.keys() and resumed_metrics
+    assert resumed_metrics == pytest.approx(straight_metrics, abs=1e-6)
+
+    # A checkpoint saved after batch 2 of epoch 1, as a preempted SLURM job's: the resumed epoch
+    # trains on the rest of that epoch's shuffle with the same masks (ResumableSampler, the saved
+    # random state), so it also ends where the uninterrupted run ends.
+    mid_epoch = tmp_path / "mid_epoch.ckpt"
+    kill = {
+        "class_path": "tests.crash.KillOnce",
+        "init_args": {
+            "epoch": 1,
+            "batch": 2,
+            "marker": str(tmp_path / "killed_mid_epoch"),
+            "save_to": str(mid_epoch),
+        },
+    }
+    preempted = fit_config(tmp_path, callbacks=[kill])
+    first = shapvision("fit", "--config", preempted, "--run_id", "preempted", check=False)
+    assert first.returncode == -9 and mid_epoch.is_file()
+    state = torch.load(mid_epoch, weights_only=False)
+    assert state["epoch"] == 1 and state["DigitsDataModule"] == {"epoch": 1, "batches_trained": 3}
+    shapvision("fit", "--config", preempted, "--run_id", "preempted", "--ckpt_path", mid_epoch)
+    resumed, resumed_metrics = final_state(tmp_path, "preempted")
+    for name, value in straight.items():
+        assert torch.allclose(resumed[name], value, atol=1e-6), name
     assert resumed_metrics == pytest.approx(straight_metrics, abs=1e-6)
 
 

@@ -1,5 +1,6 @@
-"""sbatch scripts whose #SBATCH lines match the trainer options, and a dependent pipeline submission
-(checked against a recording stand-in for sbatch; the real-Slurm proof is not part of make test)."""
+"""sbatch scripts whose #SBATCH lines match the trainer options, the committed templates in
+experiments/slurm/, and a dependent pipeline submission (checked against a recording stand-in for
+sbatch; the same commands on a real Slurm are tests/test_slurm_cluster.py, `make test-slurm`)."""
 
 import os
 import shlex
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shapvision.slurm import parse_sbatch_lines, sbatch_script
+from shapvision.slurm import parse_sbatch_lines, sbatch_script, templates
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,4 +116,20 @@ def test_pipeline_submits_dependent_jobs_that_read_the_previous_run(tmp_path):
     assert (
         "--model.init_args.surrogate_checkpoint runs/digits/surrogate/job102/best.ckpt" in explainer
     )
-    assert surrogate.rstrip().endswith("--trainer.max_epochs 1")
+    assert surrogate.rstrip().endswith('--trainer.max_epochs 1 "$@"')  # sbatch's own extras last
+
+
+def test_the_committed_templates_are_the_generators_and_match_their_trainers(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    generated = templates()
+    committed = {p.name: p.read_text() for p in (ROOT / "experiments" / "slurm").glob("*.sbatch")}
+    assert committed == generated, (
+        "experiments/slurm/ is stale: python -m shapvision.slurm templates"
+    )
+    assert "imagenet-svo_vit.sbatch" in generated and "cc3m-svo_clip.sbatch" in generated
+    for name, script in generated.items():
+        sbatch, trainer = parse_sbatch_lines(script), trainer_options(script)
+        assert sbatch["nodes"] == trainer["num_nodes"], name
+        assert sbatch["ntasks-per-node"] == trainer["devices"], name
+        assert sbatch.get("gpus-per-node", trainer["devices"]) == trainer["devices"], name
+        assert (ROOT / sbatch["output"]).parent.is_dir(), name  # SLURM cannot create it

@@ -4,17 +4,20 @@ Subclasses set ``train_set`` / ``val_set`` / ``test_set`` (map-style datasets yi
 ``(image, label)``, a dict, or None for an unreadable image) in ``setup`` and report ``num_classes``
 and ``img_size``, which the CLI links into the model. Loaders serve dict batches (``shapvision.data.batch``):
 ``image``, ``label``, ``index`` = position in the split, optional ``mask``; None when every image of a
-batch was unreadable. Map-style datasets get Lightning's DistributedSampler under DDP, so every rank
-sees a disjoint shard of the same size.
+batch was unreadable. Under DDP every rank sees a disjoint shard of the same size: training through
+``ResumableSampler`` (a DistributedSampler that a mid-epoch checkpoint resumes exactly), evaluation
+through Lightning's DistributedSampler.
 """
 
 import os
 from pathlib import Path
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from shapvision.data.batch import IndexedSplit, collate_samples
+from shapvision.data.resumable import ResumableSampler
 
 
 def local_path(value: str) -> Path:
@@ -41,6 +44,7 @@ class ShapleyDataModule(L.LightningDataModule):
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
         self.predict_set: Dataset | None = None
+        self._resume_position: tuple[int, int] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -56,7 +60,13 @@ class ShapleyDataModule(L.LightningDataModule):
         return [str(i) for i in range(self.num_classes)]
 
     def _loader(
-        self, dataset, shuffle: bool, batch_size: int, drop_last: bool = False
+        self,
+        dataset,
+        shuffle: bool,
+        batch_size: int,
+        drop_last: bool = False,
+        sampler=None,
+        generator=None,
     ) -> DataLoader:
         if dataset is None:
             raise RuntimeError(
@@ -66,6 +76,8 @@ class ShapleyDataModule(L.LightningDataModule):
             IndexedSplit(dataset),
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
+            generator=generator,
             drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -73,9 +85,41 @@ class ShapleyDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self):
-        return self._loader(
-            self.train_set, shuffle=True, batch_size=self.batch_size, drop_last=True
+        if self.train_set is None:
+            return self._loader(None, shuffle=True, batch_size=self.batch_size)
+        trainer, seed = self.trainer, int(os.environ.get("PL_GLOBAL_SEED", 0))
+        sampler = ResumableSampler(
+            IndexedSplit(self.train_set),
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+            seed=seed,
+            drop_last=True,
         )
+        if self._resume_position is not None:
+            epoch, batches = self._resume_position
+            sampler.resume_at(epoch, batches * self.batch_size)
+        # The loader's own generator seeds its workers: the global stream (the masks') is not drawn
+        # from when an epoch's iteration starts, so a resumed run draws the same masks.
+        return self._loader(
+            self.train_set,
+            shuffle=False,
+            batch_size=self.batch_size,
+            drop_last=True,
+            sampler=sampler,
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    def state_dict(self) -> dict:
+        """Where training stands in the epoch, saved in every checkpoint (see ``ResumableSampler``)."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != "fit":
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        return {"epoch": trainer.current_epoch, "batches_trained": progress.processed}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "epoch" in state_dict:
+            self._resume_position = (state_dict["epoch"], state_dict["batches_trained"])
 
     def val_dataloader(self):
         return self._loader(self.val_set, shuffle=False, batch_size=self.eval_batch_size)

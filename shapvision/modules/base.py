@@ -58,7 +58,8 @@ class ShapleyModule(L.LightningModule):
     def on_fit_start(self) -> None:
         # seed_everything gives every DDP rank the same seed, so every rank would draw the same masks
         # (and SVO classes) for its local batch; an offset per rank makes the ranks' draws independent.
-        if self.trainer.world_size > 1:
+        # A resumed fit has each rank's saved stream back already (on_load_checkpoint).
+        if self.trainer.world_size > 1 and not getattr(self, "_rng_restored", False):
             torch.manual_seed(torch.initial_seed() + RANK_SEED_STRIDE * self.global_rank)
 
     @contextmanager
@@ -96,20 +97,30 @@ class ShapleyModule(L.LightningModule):
         (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # The random state, so a fit resumed from an end-of-epoch checkpoint draws the same shuffles
-        # and masks as the uninterrupted run (Lightning does not save it).
-        checkpoint["shapvision_rng"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["shapvision_rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        # Every rank's random state (Lightning saves none), so a resumed fit draws the same masks as
+        # the uninterrupted run, from an end-of-epoch or a mid-epoch (preemption) checkpoint alike.
+        # Called on every rank (the file is written by rank 0), so the gather is collective.
+        states = {"torch": self._gather_state(torch.get_rng_state())}
+        if self.device.type == "cuda":
+            states["cuda"] = self._gather_state(torch.cuda.get_rng_state(self.device))
+        checkpoint["shapvision_rng"] = states
+
+    def _gather_state(self, state: torch.Tensor) -> torch.Tensor:
+        """(world_size, state_size) uint8: row r is rank r's generator state."""
+        if self._trainer is None or self.trainer.world_size == 1:
+            return state.unsqueeze(0)
+        return self.all_gather(state.to(self.device)).cpu()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         states = checkpoint.get("shapvision_rng")
         resuming_fit = self._trainer is not None and self.trainer.state.fn == "fit"
-        if states is None or not resuming_fit:
-            return
-        torch.set_rng_state(states["torch"])
-        if "cuda" in states and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states["cuda"])
+        if states is None or not resuming_fit or len(states["torch"]) != self.trainer.world_size:
+            return  # another world size: the ranks' streams cannot be matched, start them afresh
+        rank = self.trainer.global_rank
+        torch.set_rng_state(states["torch"][rank].clone())  # a row view is refused
+        if "cuda" in states and self.device.type == "cuda":
+            torch.cuda.set_rng_state(states["cuda"][rank].clone(), self.device)
+        self._rng_restored = True
 
     def on_train_epoch_start(self) -> None:
         # Streaming data (webdataset shards) reshuffles per epoch; its workers read the epoch when they start.
