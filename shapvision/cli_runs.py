@@ -15,6 +15,7 @@
 """
 
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.cli import LightningCLI
 
 from shapvision.callbacks.slurm_requeue import SlurmRequeue
+from shapvision.errors import ConfigurationError, configuration_error_in
 from shapvision.modules.base import ShapleyModule, shapvision_identity
 
 RUN_ID_SLURM = "slurm"
@@ -48,18 +50,64 @@ def checkpoint_dirpaths(trainer_config) -> list:
     return found
 
 
+LINKED_FROM_DATA = {"num_classes": "data.num_classes", "img_size": "data.init_args.img_size"}
+
+
+def identity_differences(checkpoint: dict, model, datamodule) -> list[str]:
+    """The identity options (backbone, classes, image size, objective, ...) in which a checkpoint and
+    the configured model differ, each as "option: checkpoint A, config B"."""
+    saved = checkpoint.get("shapvision_identity", {})
+    current = shapvision_identity(model, datamodule)
+    differences = []
+    for option, value in current.items():
+        if option in ("module", "data") or option not in saved or saved[option] == value:
+            continue
+        where = f"model.init_args.{option}"
+        if option in LINKED_FROM_DATA:
+            where += f", linked from {LINKED_FROM_DATA[option]}"
+        differences.append(f"{option} ({where}): checkpoint {saved[option]}, config {value}")
+    return differences
+
+
 def check_resumable(path: Path, model, datamodule) -> None:
     """Refuse a ``last.ckpt`` of another model, data or objective than the config's."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    saved = checkpoint.get("shapvision_identity", {})
-    current = shapvision_identity(model, datamodule)
-    changed = {k: (saved.get(k), v) for k, v in current.items() if k in saved and saved[k] != v}
-    if changed:
-        details = "; ".join(f"{k}: checkpoint {a!r}, config {b!r}" for k, (a, b) in changed.items())
-        raise ValueError(
-            f"--resume: {path} was trained with another setup ({details}). Resuming would change what "
-            "the checkpoint means: restore those options, or start a fresh run (a new --run_id, or "
-            "without --resume)"
+    differences = identity_differences(checkpoint, model, datamodule)
+    saved_data = checkpoint.get("shapvision_identity", {}).get("data")
+    current_data = shapvision_identity(model, datamodule)["data"]
+    if saved_data and saved_data != current_data:
+        differences.insert(0, f"data: checkpoint {saved_data}, config {current_data}")
+    if differences:
+        raise ConfigurationError(
+            f"--resume: {path} was trained with another setup ({'; '.join(differences)}). Resuming "
+            "would change what the checkpoint means: restore those options, or start a fresh run "
+            "(a new --run_id, or without --resume)"
+        )
+
+
+def check_checkpoint(path: str, model, datamodule) -> None:
+    """``--ckpt_path`` must exist and hold this model: its kind, classes, image size, backbone, ...
+    Checked before any compute, instead of a state_dict size mismatch deep in Lightning."""
+    file = Path(os.path.expandvars(str(path))).expanduser()
+    if not file.is_file():
+        raise ConfigurationError(f"--ckpt_path: no such file: {file}")
+    checkpoint = torch.load(file, map_location="cpu", weights_only=False)
+    kind, model_kind = checkpoint.get("shapvision_module"), type(model).__name__
+    if kind is None:
+        raise ConfigurationError(
+            f"--ckpt_path {file} was not written by a shapvision module (no shapvision_module "
+            f"entry); the model is {model_kind}"
+        )
+    if kind != model_kind:
+        raise ConfigurationError(
+            f"--ckpt_path {file} is a {kind} checkpoint, but the model (--model) is {model_kind}: "
+            f"use the {kind} run's config, or a {model_kind} checkpoint"
+        )
+    differences = identity_differences(checkpoint, model, datamodule)
+    if differences:
+        raise ConfigurationError(
+            f"--ckpt_path {file} does not fit the configured {model_kind}: {'; '.join(differences)}. "
+            "Use the config the checkpoint was trained with, or a checkpoint of this setup"
         )
 
 
@@ -106,23 +154,46 @@ class RunAwareCLI(LightningCLI):
 
     @classmethod
     def launch(cls, datamodule_class, args: list[str] | None = None):
-        """The suite's CLI settings: every ShapleyModule and every ``datamodule_class`` in subclass mode."""
-        return cls(
-            ShapleyModule,
-            datamodule_class,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True},
-            args=args,
-            auto_configure_optimizers=False,
-        )
+        """The suite's CLI settings: every ShapleyModule and every ``datamodule_class`` in subclass
+        mode. A ``ConfigurationError`` ends the command with its message alone and exit status 2."""
+        try:
+            return cls(
+                ShapleyModule,
+                datamodule_class,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                save_config_kwargs={"overwrite": True},
+                args=args,
+                auto_configure_optimizers=False,
+            )
+        except Exception as error:
+            cause = configuration_error_in(error)
+            if cause is None:
+                raise
+            print(f"error: {cause}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    def _check_ckpt_path(self) -> None:
+        path = self.config_init[self.subcommand].get("ckpt_path")
+        if path and path not in ("last", "best", "hpc", "registry"):
+            check_checkpoint(path, self.model, self.datamodule)
+
+    def before_validate(self) -> None:
+        self._check_ckpt_path()
+
+    def before_test(self) -> None:
+        self._check_ckpt_path()
+
+    def before_predict(self) -> None:
+        self._check_ckpt_path()
 
     def before_fit(self) -> None:
+        self._check_ckpt_path()
         config = self.config_init[self.subcommand]
         if not config.get("resume"):
             return
         if config.get("ckpt_path"):
-            raise ValueError(
+            raise ConfigurationError(
                 "--resume and --ckpt_path both name a checkpoint to start from; pass only one"
             )
         if os.environ.get("SLURM_JOB_ID") and list(
@@ -131,7 +202,7 @@ class RunAwareCLI(LightningCLI):
             return  # a requeued job: Lightning resumes from its HPC checkpoint
         callback = self.trainer.checkpoint_callback
         if callback is None or not callback.save_last or callback.dirpath is None:
-            raise ValueError(
+            raise ConfigurationError(
                 "--resume needs a ModelCheckpoint with save_last: true and a dirpath in the trainer callbacks"
             )
         last = Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"

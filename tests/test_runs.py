@@ -152,7 +152,10 @@ def test_resume_refuses_a_changed_model_and_array_tasks_get_their_own_directorie
         "fit", "--config", changed, "--run_id", "run", "--resume", "true", check=False
     )
     assert result.returncode != 0
-    assert "was trained with another setup (backbone_kwargs: checkpoint" in result.stderr
+    assert (
+        "was trained with another setup (backbone_kwargs (model.init_args.backbone_kwargs): checkpoint"
+        in result.stderr
+    )
     for task in ("0", "1"):
         env = {"SLURM_JOB_ID": "77", "SLURM_ARRAY_JOB_ID": "70", "SLURM_ARRAY_TASK_ID": task}
         monkeypatch.setattr(os, "environ", {**os.environ, **env})

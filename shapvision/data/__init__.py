@@ -4,6 +4,7 @@ from shapvision.data.base import ShapleyDataModule
 from shapvision.data.cc3m import CC3MDataModule
 from shapvision.data.digit_scenes import DigitScenesDataModule
 from shapvision.data.digits import DigitsDataModule
+from shapvision.data.explain_images import ExplainImagesDataModule
 from shapvision.data.image_folder import ImageFolderDataModule
 from shapvision.data.image_text import ImageTextDataModule
 from shapvision.data.imagenet_segmentation import ImageNetSegmentationDataModule
@@ -17,6 +18,7 @@ __all__ = [
     "ParquetImageTextDataModule",
     "DigitScenesDataModule",
     "DigitsDataModule",
+    "ExplainImagesDataModule",
     "ImageFolderDataModule",
     "ImageNetSegmentationDataModule",
     "ImageTextDataModule",

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from shapvision.data.batch import IndexedSplit, collate_samples
+from shapvision.data.preprocessing import Preprocessing
 from shapvision.data.resumable import ResumableSampler
 
 
@@ -58,6 +59,10 @@ class ShapleyDataModule(L.LightningDataModule):
     @property
     def class_names(self) -> list[str]:
         return [str(i) for i in range(self.num_classes)]
+
+    def preprocessing(self) -> Preprocessing | None:
+        """How an image file becomes this data's model input (saved in checkpoints), when it can."""
+        return None
 
     def _loader(
         self,

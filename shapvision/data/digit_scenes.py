@@ -21,6 +21,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from shapvision.data.image_text import CaptionedImage, ImageTextDataModule
+from shapvision.data.preprocessing import Preprocessing
 
 SCENE_SIZE, DIGIT_SIZE, TOP = 32, 16, 8
 PATCH = 8
@@ -112,6 +113,14 @@ class DigitScenesDataModule(ImageTextDataModule):
                 CaptionedImage(image, scene_captions(int(a), int(b)), regions)
                 for image, (a, b) in zip(standard, pair_labels.tolist(), strict=True)
             ]
+
+    def preprocessing(self) -> Preprocessing | None:
+        """A grey image file as these scenes: bright ink on a dark ground."""
+        if not self.items:
+            return None
+        return Preprocessing(
+            self.img_size, self.mean, self.std, interpolation="bilinear", grayscale=True
+        )
 
     def split_items(self, split: str) -> list[CaptionedImage]:
         if not self.items:

@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
 from shapvision.data.base import ShapleyDataModule
+from shapvision.data.preprocessing import Preprocessing
 
 
 class DigitsDataModule(ShapleyDataModule):
@@ -59,6 +60,18 @@ class DigitsDataModule(ShapleyDataModule):
     def has_masks(self) -> bool:
         return self.ink_masks
 
+    def preprocessing(self) -> Preprocessing | None:
+        """A grey image file as these digits: bright ink on a dark ground, like the 8 x 8 scans."""
+        if self.train_set is None:
+            return None
+        return Preprocessing(
+            self.img_size,
+            (self.pixel_mean,) * 3,
+            (self.pixel_std,) * 3,
+            interpolation="bilinear",
+            grayscale=True,
+        )
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
@@ -79,6 +92,7 @@ class DigitsDataModule(ShapleyDataModule):
             rest, test_size=val_share, stratify=labels.numpy()[rest], random_state=self.seed
         )
         mean, std = images[train_idx].mean(), images[train_idx].std()
+        self.pixel_mean, self.pixel_std = float(mean), float(std)
         images = ((images - mean) / std).contiguous()
         tensors = (images, labels, ink) if self.ink_masks else (images, labels)
         self.train_set = TensorDataset(*(t[train_idx] for t in tensors))

@@ -46,15 +46,19 @@ class SkippingImageFolder(datasets.ImageFolder):
 
 
 class ImageFiles(torch.utils.data.Dataset):
-    """A flat folder of images for ``predict``: yields ``{"image"}`` (no label); ``paths`` names each index."""
+    """One image file, or a flat folder of them, for ``predict``: yields ``{"image"}`` (no label);
+    ``paths`` names each index. ``option`` is the option that named the path (for errors)."""
 
     EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
-    def __init__(self, folder: Path, transform, skipped_counter):
-        self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in self.EXTENSIONS)
+    def __init__(self, folder: Path, transform, skipped_counter, option: str = "data.predict_dir"):
+        if folder.is_file():
+            self.paths = [folder]
+        else:
+            self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in self.EXTENSIONS)
         if not self.paths:
             raise FileNotFoundError(
-                f"data.predict_dir {folder} holds no images ({', '.join(self.EXTENSIONS)})"
+                f"{option} {folder} holds no images ({', '.join(self.EXTENSIONS)})"
             )
         self.transform, self.skipped_counter = transform, skipped_counter
 

@@ -22,6 +22,7 @@ from torch.utils.data import Subset
 from shapvision.data.base import ShapleyDataModule
 from shapvision.data.image_files import ImageFiles, SkippingImageFolder
 from shapvision.data.object_masks import MASK_LAYOUT, ObjectMaskedImageFolder
+from shapvision.data.preprocessing import Preprocessing
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -142,6 +143,11 @@ class ImageFolderDataModule(ShapleyDataModule):
     @property
     def num_skipped(self) -> int:
         return self.skipped.value
+
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(
+            self.img_size, self.mean, self.std, self.crop_pct, self.interpolation, grayscale=False
+        )
 
     def _transform(self, train: bool):
         """timm's ``create_transform``: RandomResizedCrop + flip for training (no colour jitter), resize to

@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 
 from shapvision.data.base import ShapleyDataModule
 from shapvision.data.image_files import UNREADABLE, count_skipped
+from shapvision.data.preprocessing import Preprocessing
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -198,6 +199,10 @@ class ImageTextDataModule(ShapleyDataModule):
     @property
     def num_truncated(self) -> int:
         return self.tokenizer.truncated.value
+
+    def preprocessing(self) -> Preprocessing:
+        """open_clip's evaluation transform: shorter side to img_size (bicubic), centre crop."""
+        return Preprocessing(self.img_size, self.mean, self.std, interpolation="bicubic")
 
     def transform(self, train: bool) -> Callable:
         """open_clip's preprocessing: resize + centre crop (random resized crop for training), normalise."""

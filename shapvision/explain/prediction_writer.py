@@ -1,12 +1,14 @@
-"""``shapvision predict`` output: per image, the raw Shapley values (``.npy``, (N, K)) and a heatmap
-overlay PNG of the model's predicted class.
+"""``shapvision predict`` / ``shapvision explain`` output, per image: the Shapley values (``.npy``,
+(N, K): a value per patch and class, K = 1 for a caption), the top classes with their scores
+(``.json``) and a heatmap overlay of the top class (``.png``) whose title names the top classes.
 
-Add it to the trainer's callbacks. Files are named by dataset index (``000003``), followed by the
-source file's name when the predict dataset has ``paths`` (``ImageFolderDataModule(predict_dir=...)``),
-so names are unique and stable whichever rank wrote them. ``predict_step`` returns
-``{"values": (B, N, K), "predicted": (B,)}``.
+Files are named by dataset index (``000003``), followed by the source file's name when the predict
+dataset has ``paths``, so names are unique and stable whichever rank wrote them. ``predict_step``
+returns ``{"values": (B, N, K), "scores": (B, K)}``. Class names come from the module
+(``class_names``, e.g. ``ExplainCheckpoint``: from the checkpoint) or the data module.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +17,26 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from shapvision.explain.plots import overlay_figure
 
 
+def top_classes(scores, class_names: list[str] | None, k: int) -> list[dict]:
+    """The ``k`` best-scored classes: ``{"index", "class", "score"}``, best first."""
+    order = scores.float().argsort(descending=True)[:k].tolist()
+    return [
+        {"index": c, "class": class_names[c] if class_names else str(c), "score": float(scores[c])}
+        for c in order
+    ]
+
+
+def overlay_title(stem: str, top: list[dict], caption: str | None = None) -> str:
+    if caption is not None:
+        return f"{stem}: {caption!r}, score {top[0]['score']:.3g}"
+    return f"{stem}: " + ", ".join(f"{t['class']} ({t['score']:.2f})" for t in top)
+
+
 class ShapleyPredictionWriter(BasePredictionWriter):
-    def __init__(self, output_dir: str, overlays: bool = True):
+    def __init__(self, output_dir: str, overlays: bool = True, top_k: int = 3):
         super().__init__(write_interval="batch")
         self.output_dir = Path(output_dir)
-        self.overlays = overlays
+        self.overlays, self.top_k = overlays, top_k
         self.written = 0
 
     def write_on_batch_end(
@@ -28,28 +45,37 @@ class ShapleyPredictionWriter(BasePredictionWriter):
         if batch is None:
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        images, ids = batch["image"], batch["index"]
         paths = getattr(trainer.predict_dataloaders.dataset, "paths", None)
-        rows = zip(
-            images,
-            ids.tolist(),
-            prediction["values"],
-            prediction["predicted"].tolist(),
-            strict=True,
+        names = getattr(pl_module, "class_names", None) or getattr(
+            trainer.datamodule, "class_names", None
         )
-        for image, index, values, predicted in rows:
+        caption = getattr(pl_module, "caption", None)
+        for row, (image, index) in enumerate(
+            zip(batch["image"], batch["index"].tolist(), strict=True)
+        ):
             stem = f"{index:06d}" + (f"_{Path(paths[index]).stem}" if paths is not None else "")
-            np.save(self.output_dir / f"{stem}.npy", values.float().cpu().numpy())
+            values = prediction["values"][row].float().cpu()
+            np.save(self.output_dir / f"{stem}.npy", values.numpy())
+            scores = prediction["scores"][row].cpu()
+            top = top_classes(scores, names if caption is None else None, self.top_k)
+            record = {"file": str(paths[index]) if paths is not None else None, "top": top}
+            if caption is not None:
+                record["caption"] = caption
+            (self.output_dir / f"{stem}.json").write_text(json.dumps(record, indent=1))
             if self.overlays:
                 figure = overlay_figure(
                     image.cpu(),
-                    values[:, predicted].cpu(),
+                    values[:, top[0]["index"]],
                     pl_module.grid_size,
-                    f"{stem}: predicted class {predicted}",
+                    overlay_title(stem, top, caption),
                 )
                 figure.savefig(self.output_dir / f"{stem}.png", dpi=100, bbox_inches="tight")
             self.written += 1
 
     def on_predict_end(self, trainer, pl_module):
-        if trainer.is_global_zero:
-            print(f"wrote {self.written} Shapley maps (.npy + .png) to {self.output_dir}")
+        if not trainer.is_global_zero:
+            return
+        print(f"wrote {self.written} Shapley maps (.npy, .json, .png) to {self.output_dir}")
+        skipped = getattr(trainer.datamodule, "num_skipped", 0)
+        if skipped:
+            print(f"skipped {skipped} unreadable image file(s), named in the warnings above")

@@ -15,6 +15,7 @@ from pathlib import Path
 import open_clip
 import torch.nn as nn
 
+from shapvision.errors import ConfigurationError
 from shapvision.models.masked_backbone import MaskedBackbone
 from shapvision.models.open_clip_vit import OpenCLIPViTBackbone
 from shapvision.models.timm_resnet import TimmResNetBackbone
@@ -90,9 +91,25 @@ def create_backbone(
         raise ValueError(f"drop_prefix_tokens applies to timm ViT backbones, not {name!r}")
     if name.startswith(OPEN_CLIP_PREFIX):
         clip = create_open_clip_model(name[len(OPEN_CLIP_PREFIX) :], pretrained, img_size)
-        return open_clip_vision_backbone(clip.visual, masking=masking)
+        return check_patch_multiple(name, img_size, open_clip_vision_backbone(clip.visual, masking))
     if name.startswith("resnet"):
         model = create_timm_model(name, pretrained, num_classes=0, **timm_kwargs)
         return TimmResNetBackbone(model, img_size=img_size)
     model = create_timm_model(name, pretrained, num_classes=0, img_size=img_size, **timm_kwargs)
-    return TimmTransformerBackbone(model, masking=masking, drop_prefix_tokens=drop_prefix_tokens)
+    backbone = TimmTransformerBackbone(
+        model, masking=masking, drop_prefix_tokens=drop_prefix_tokens
+    )
+    return check_patch_multiple(name, img_size, backbone)
+
+
+def check_patch_multiple(name: str, img_size: int, backbone: MaskedBackbone) -> MaskedBackbone:
+    """A ViT cuts an image into whole patches and silently drops the remainder; refuse that instead."""
+    patch = backbone.patch_size
+    if img_size % patch:
+        below, above = img_size // patch * patch, (img_size // patch + 1) * patch
+        raise ConfigurationError(
+            f"img_size {img_size} is not a multiple of the patch size {patch} of {name}: the last "
+            f"{img_size % patch} pixels of every row and column would be cut off. Use "
+            f"{below or above} or {above} (data.init_args.img_size, linked into the model)"
+        )
+    return backbone

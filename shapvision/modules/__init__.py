@@ -4,6 +4,7 @@ from shapvision.modules.base import ShapleyModule
 from shapvision.modules.classifier import Classifier
 from shapvision.modules.clip_finetune import CLIPFineTune
 from shapvision.modules.evaluation import Evaluation
+from shapvision.modules.explain_checkpoint import ExplainCheckpoint
 from shapvision.modules.explainer import Explainer
 from shapvision.modules.image_text import ImageTextModule
 from shapvision.modules.image_text_evaluation import ImageTextEvaluation
@@ -15,6 +16,7 @@ __all__ = [
     "CLIPFineTune",
     "Classifier",
     "Evaluation",
+    "ExplainCheckpoint",
     "Explainer",
     "ImageTextEvaluation",
     "ImageTextModule",

@@ -226,6 +226,23 @@ def shapvision_identity(module, datamodule) -> dict:
     return identity
 
 
+def data_description(datamodule) -> dict:
+    """What an image needs to become this model's input, and what its outputs are called: the
+    preprocessing and the class names (``shapvision explain`` reads them from the checkpoint)."""
+    if datamodule is None:
+        return {}
+    description = {}
+    preprocessing = getattr(datamodule, "preprocessing", None)
+    recipe = preprocessing() if callable(preprocessing) else None
+    if recipe is not None:
+        description["preprocessing"] = recipe.as_dict()
+    try:
+        description["class_names"] = list(datamodule.class_names)
+    except (AttributeError, NotImplementedError):
+        pass  # image-text data: no classes
+    return description
+
+
 class TaggedCheckpointMixin:
     """Records the module's class name (a later stage refuses the wrong kind) and its identity (a
     resume under another model, data or objective is refused) in its checkpoints."""
@@ -235,3 +252,6 @@ class TaggedCheckpointMixin:
         checkpoint["shapvision_module"] = type(self).__name__
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         checkpoint["shapvision_identity"] = shapvision_identity(self, datamodule)
+        data = data_description(datamodule)
+        if data:
+            checkpoint["shapvision_data"] = data

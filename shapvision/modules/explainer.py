@@ -168,4 +168,4 @@ class Explainer(TaggedCheckpointMixin, ShapleyModule):
         images = batch["image"]
         v_full, v_empty = self.endpoint_values(images)
         values = self.objective.attributions(self.raw_outputs(images), v_full, v_empty)
-        return {"values": values, "predicted": v_full.argmax(-1)}
+        return {"values": values, "predicted": v_full.argmax(-1), "scores": v_full}

@@ -1,0 +1,142 @@
+"""`shapvision explain CHECKPOINT IMAGES`: your own folder of images explained with a checkpoint alone.
+The checkpoint (a tiny SVO-ViT trained on an image folder of "cat" and "dog" pictures) records its
+preprocessing and class names; the folder holds three readable images, a corrupt one and a text file."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from shapvision.data.preprocessing import Preprocessing
+from shapvision.explain.prediction_writer import overlay_title, top_classes
+
+from .test_pipeline import TINY_BACKBONE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shapvision(*args, check=True):
+    result = subprocess.run(
+        [sys.executable, "-m", "shapvision.cli", *map(str, args)],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def write_pictures(folder: Path, colour: tuple[int, int, int], count: int, seed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        pixels = np.clip(rng.normal(colour, 40, size=(40, 48, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+
+
+@pytest.fixture(scope="module")
+def svo_checkpoint(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("pets")
+    for split, count in (("train", 8), ("val", 4)):
+        write_pictures(folder / "data" / split / "cat", (200, 80, 60), count, seed=1)
+        write_pictures(folder / "data" / split / "dog", (60, 80, 200), count, seed=2)
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu",
+            "max_epochs": 1,
+            "limit_val_batches": 1,
+            "enable_progress_bar": False,
+            "logger": False,
+            "callbacks": [
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {"dirpath": str(folder / "ckpt"), "filename": "best"},
+                }
+            ],
+        },
+        "data": {
+            "class_path": "shapvision.data.ImageFolderDataModule",
+            "init_args": {
+                "root": str(folder / "data"),
+                "img_size": 32,
+                "batch_size": 4,
+                "num_workers": 0,
+            },
+        },
+        "model": {
+            "class_path": "shapvision.modules.SVOClassifier",
+            "init_args": {"backbone": "vit_tiny_patch16_224", "backbone_kwargs": TINY_BACKBONE},
+        },
+    }
+    (folder / "fit.yaml").write_text(yaml.safe_dump(config))
+    shapvision("fit", "--config", folder / "fit.yaml")
+    return folder / "ckpt" / "best.ckpt"
+
+
+def test_a_checkpoint_records_its_preprocessing_and_class_names(svo_checkpoint):
+    data = torch.load(svo_checkpoint, weights_only=False)["shapvision_data"]
+    assert data["class_names"] == ["cat", "dog"]
+    assert Preprocessing.from_dict(data["preprocessing"]) == Preprocessing(
+        32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 0.875, "bilinear"
+    )
+
+
+def test_explain_a_folder_with_a_corrupt_file(svo_checkpoint, tmp_path):
+    mine = tmp_path / "my images"
+    write_pictures(mine, (190, 90, 70), 3, seed=3)
+    (mine / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (mine / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    result = shapvision(
+        "explain", svo_checkpoint, mine, "--out", out, "--trainer.accelerator", "cpu"
+    )
+    assert "skipped 1 unreadable image file(s)" in result.stdout
+    assert "broken.jpg" in result.stderr  # named in the warning
+    stems = sorted(p.stem for p in out.glob("*.npy"))
+    assert stems == ["000000_0", "000001_1", "000002_2"]  # index 3 (broken.jpg) has no output
+    for stem in stems:
+        assert np.load(out / f"{stem}.npy").shape == (16, 2)  # 4 x 4 patches, 2 classes
+        record = json.loads((out / f"{stem}.json").read_text())
+        assert {t["class"] for t in record["top"]} == {"cat", "dog"}
+        assert record["file"].endswith(f"{stem.split('_')[1]}.png")
+        assert (out / f"{stem}.png").stat().st_size > 0
+    # the votes add up to the logits, whose softmax is the score written
+    values = torch.from_numpy(np.load(out / "000000_0.npy"))
+    record = json.loads((out / "000000_0.json").read_text())
+    probabilities = values.sum(0).softmax(-1)
+    assert record["top"][0]["score"] == pytest.approx(float(probabilities.max()), abs=1e-5)
+
+
+def test_overlay_titles_name_the_top_classes():
+    top = top_classes(torch.tensor([0.1, 0.7, 0.2]), ["cat", "dog", "bird"], k=2)
+    assert [t["class"] for t in top] == ["dog", "bird"]
+    assert overlay_title("000001_x", top) == "000001_x: dog (0.70), bird (0.20)"
+    caption = top_classes(torch.tensor([1.234]), None, k=1)
+    assert overlay_title("s", caption, "a 3 on the left") == "s: 'a 3 on the left', score 1.23"
+
+
+def test_explain_refuses_a_checkpoint_that_does_not_explain_or_a_missing_caption(
+    svo_checkpoint, tmp_path
+):
+    image = tmp_path / "one.png"
+    write_pictures(tmp_path / "single", (100, 100, 100), 1, seed=4)
+    image = tmp_path / "single" / "0.png"
+    result = shapvision(
+        "explain", svo_checkpoint, image, "--caption", "a cat", "--trainer.accelerator", "cpu",
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "give one for SVOCLIP checkpoints and none for SVOClassifier" in result.stderr
+    result = shapvision("explain", tmp_path / "missing.ckpt", image, check=False)
+    assert result.returncode == 2 and "no such file" in result.stderr
