@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 
-.PHONY: install test test-slow test-slurm lint bench demo demo-clip clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets vitshapley-mura \
+.PHONY: install test test-slow test-notebooks test-slurm lint bench demo demo-clip clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets vitshapley-mura \
 	table-svo-faithfulness table-svo-segmentation table-salvage table-vitshapley salvage-explainer-pets salvage-explainer-imagenette salvage-explainer-mura \
 	svo-vit-digits svo-ablation-digits svo-vit-imagenet svo-resnet-imagenet classifier-vit-imagenet classifier-resnet-imagenet fastshap-resnet-imagenet \
 	svo-clip-cc3m clip-cc3m table-svo-retrieval table-svo-clip-insdel
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m "slow and not slurm" $(PYTEST_FLAGS)
+
+# The notebooks, executed top to bottom (nbmake); each trains the tiny checkpoints it needs when the
+# demo's runs are not there (notebooks/tiny_runs.py), so they run on a fresh clone.
+test-notebooks: $(STAMP)
+	$(BIN)/python -m pytest --nbmake --nbmake-timeout=900 -p no:cacheprovider notebooks/*.ipynb
 
 # The SLURM scripts on a real Slurm: a controller and two slurmd "nodes" on this machine
 # (tests/slurm_cluster.py), Debian's packages installed when missing (needs root). Run after

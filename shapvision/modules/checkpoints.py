@@ -1,4 +1,5 @@
-"""Load any trained module of the suite from its checkpoint alone, by the kind recorded in it."""
+"""Load any trained module of the suite from its checkpoint alone, by the kind recorded in it (the
+previous stages' files it was initialised from are not needed)."""
 
 import os
 from pathlib import Path
@@ -17,6 +18,9 @@ MODULES = {
     cls.__name__: cls
     for cls in (Classifier, Surrogate, Explainer, SVOClassifier, SVOCLIP, CLIPFineTune)
 }
+
+
+PREVIOUS_STAGE_OPTIONS = ("classifier_checkpoint", "init_from")
 
 
 def resolve(path: str) -> Path:
@@ -47,6 +51,9 @@ def load_module(path: str, option: str, kinds: tuple[str, ...] = tuple(MODULES))
         raise ValueError(
             f"{option}: {path} is a {kind} checkpoint, but one of {', '.join(kinds)} is needed"
         )
+    # The previous stage's file is only where the weights started; they are in this checkpoint.
+    hparams = torch.load(resolve(path), map_location="cpu", weights_only=False)["hyper_parameters"]
+    previous = {k: None for k in PREVIOUS_STAGE_OPTIONS if hparams.get(k)}
     return construct_nested(
-        MODULES[kind].load_from_checkpoint, resolve(path), map_location="cpu"
+        MODULES[kind].load_from_checkpoint, resolve(path), map_location="cpu", **previous
     ).eval()
