@@ -4,6 +4,7 @@ preprocessing and class names; the folder holds three readable images, a corrupt
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +141,80 @@ def test_explain_refuses_a_checkpoint_that_does_not_explain_or_a_missing_caption
     assert "give one for SVOCLIP checkpoints and none for SVOClassifier" in result.stderr
     result = shapvision("explain", tmp_path / "missing.ckpt", image, check=False)
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def digit_scene_file(path: Path) -> Path:
+    """A scene like the embedded set's: two bright digits on a dark ground, side by side."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    canvas = np.zeros((32, 32), dtype=np.uint8)
+    for column, index in ((0, 3), (16, 7)):
+        digit = Image.fromarray((digits.images[index] * 255 / 16).astype(np.uint8)).resize((16, 16))
+        canvas[8:24, column : column + 16] = np.asarray(digit)
+    Image.fromarray(canvas).save(path)
+    return path
+
+
+@pytest.fixture
+def run_id(tmp_path):
+    """The tiny runs go under runs/ like any run (the configs' paths), in folders of their own that
+    are removed afterwards."""
+    yield tmp_path.name
+    for folder in ROOT.glob(f"runs/**/{tmp_path.name}"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow  # trains two tiny chains (digits ViT-Shapley, digit-scene CLIP -> SVO-CLIP)
+def test_explain_with_an_explainer_and_with_svo_clip_and_a_caption(tmp_path, run_id):
+    tiny = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+            "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
+            "--run_id", run_id]  # fmt: skip
+    digits = ["--config", "experiments/digits/trainer.yaml"]
+    runs = ROOT / "runs" / "digits"
+    shapvision("fit", *digits, "--config", "experiments/digits/classifier.yaml", *tiny)
+    classifier = runs / "classifier" / run_id / "best.ckpt"
+    shapvision("fit", *digits, "--config", "experiments/digits/surrogate.yaml", *tiny,
+               "--model.init_args.classifier_checkpoint", classifier)  # fmt: skip
+    surrogate = runs / "surrogate" / run_id / "best.ckpt"
+    shapvision("fit", *digits, "--config", "experiments/digits/explainer_fastshap.yaml", *tiny,
+               "--model.init_args.surrogate_checkpoint", surrogate)  # fmt: skip
+    explainer = runs / "explainer_fastshap" / run_id / "best.ckpt"
+    classifier.unlink()
+    surrogate.unlink()  # the explainer's checkpoint alone
+    scene = digit_scene_file(tmp_path / "scene.png")
+    out = tmp_path / "explainer"
+    shapvision("explain", explainer, scene, "--out", out, "--trainer.accelerator", "cpu")
+    record = json.loads((out / "000000_scene.json").read_text())
+    assert len(record["top"]) == 3 and {t["class"] for t in record["top"]} <= set("0123456789")
+    assert np.load(out / "000000_scene.npy").shape == (16, 10)
+    scores = [t["score"] for t in record["top"]]  # the surrogate's probabilities, best first
+    assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] and sum(scores) <= 1 + 1e-6
+
+    clip = ["--config", "experiments/digits_clip/trainer.yaml"]
+    clip_cli = [sys.executable, "-m", "shapvision.clip_cli", "fit"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for stage, extra in (
+        ("clip", []),
+        (
+            "svo_clip",
+            [
+                "--model.init_args.init_from",
+                str(ROOT / "runs" / "digits_clip" / "clip" / run_id / "best.ckpt"),
+            ],
+        ),
+    ):
+        result = subprocess.run(
+            [*clip_cli, *clip, "--config", f"experiments/digits_clip/{stage}.yaml", *tiny, *extra],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+    svo_clip = ROOT / "runs" / "digits_clip" / "svo_clip" / run_id / "best.ckpt"
+    out = tmp_path / "svo_clip"
+    shapvision("explain", svo_clip, scene, "--caption", "a 3 on the left", "--out", out,
+               "--trainer.accelerator", "cpu")  # fmt: skip
+    record = json.loads((out / "000000_scene.json").read_text())
+    votes = np.load(out / "000000_scene.npy")
+    assert record["caption"] == "a 3 on the left" and votes.shape == (16, 1)
+    # the score is the sum of the votes (efficiency of SVO-CLIP's own game)
+    assert record["top"][0]["score"] == pytest.approx(float(votes.sum()), abs=1e-4)
