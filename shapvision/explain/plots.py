@@ -30,13 +30,13 @@ def overlay_figure(image: torch.Tensor, values: torch.Tensor, grid_size, title: 
     fig, axes = subplots(1, 1, (3, 3))
     ax = axes[0, 0]
     scale = float(values.abs().max().clamp_min(1e-8))
-    ax.imshow(_display(image), alpha=0.4)
+    ax.imshow(_display(image))
     ax.imshow(
         upsample(values, grid_size, image.shape[-2:]),
         cmap="bwr",
         vmin=-scale,
         vmax=scale,
-        alpha=0.7,
+        alpha=0.55,
     )
     ax.set_title(title, fontsize=8)
     ax.axis("off")
