@@ -344,8 +344,13 @@ def test_predict_writes_values_and_overlays_per_image(stages, tmp_path):
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     # named by dataset index (sorted paths: blue, green, red), then the source file
     assert written == [
-        f"{i:06d}_{c}.{e}" for i, c in enumerate(("blue", "green", "red")) for e in ("npy", "png")
+        f"{i:06d}_{c}.{e}"
+        for i, c in enumerate(("blue", "green", "red"))
+        for e in ("json", "npy", "png")
     ]
+    # the data's one class name ("a") does not name the explainer's 10 outputs: indices instead
+    top = json.loads((tmp_path / "out" / "000001_green.json").read_text())["top"]
+    assert [t["class"] for t in top] == [str(t["index"]) for t in top]
     with torch.no_grad():
         expected = explainer.explain(data.predict_set[1]["image"].unsqueeze(0))[0]
     np.testing.assert_allclose(

@@ -50,6 +50,8 @@ class ShapleyPredictionWriter(BasePredictionWriter):
             trainer.datamodule, "class_names", None
         )
         caption = getattr(pl_module, "caption", None)
+        if names is not None and len(names) != prediction["scores"].shape[-1]:
+            names = None  # another dataset's classes do not name these outputs: indices instead
         for row, (image, index) in enumerate(
             zip(batch["image"], batch["index"].tolist(), strict=True)
         ):
