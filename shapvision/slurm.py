@@ -18,7 +18,8 @@ checkpoint from the run directory that job writes (``<its ModelCheckpoint dirpat
 never from a fixed path. Without ``--submit`` the scripts are written and printed, not submitted.
 
 ``templates`` writes experiments/slurm/: one script per training stage of every experiment folder,
-with that folder's usual resources (regenerate after changing a config; a test checks they match).
+with that folder's usual resources, and one per seeds' table (one GPU); regenerate after changing a
+config (a test checks they match).
 """
 
 import argparse
@@ -122,9 +123,43 @@ TEMPLATE_LOGS = (
 )
 
 
+SEED_TABLES = (
+    "svo-faithfulness",
+    "svo-segmentation",
+    "svo-retrieval",
+    "svo-clip-insdel",
+    "salvage",
+    "vitshapley",
+)
+
+
+def table_script(table: str, time: str = "24:00:00", cpus_per_task: int = 8) -> str:
+    """One seeds' table (``python -m shapvision.tables``: one ``shapvision test`` after another) as a
+    one-GPU job. Not requeued: a table has nothing to resume, a preempted one is resubmitted."""
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name=table-{table}",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --gpus-per-node=1",
+        f"#SBATCH --cpus-per-task={cpus_per_task}",
+        f"#SBATCH --time={time}",
+        "#SBATCH --open-mode=append",
+        f"#SBATCH --output={TEMPLATE_LOGS}/%x-%j.out",
+        "",
+        "# Options after the script's name (--data /data --checkpoints runs/imagenet) go to the table.",
+        "set -euo pipefail",
+        f'srun python -m shapvision.tables {table} --out "runs/tables/{table}/job$SLURM_JOB_ID" "$@" '
+        "-- --trainer.num_nodes 1 --trainer.devices 1",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def templates() -> dict[str, str]:
-    """{file name: script} for every training stage under experiments/ (one job per stage)."""
-    scripts = {}
+    """{file name: script} for every training stage under experiments/ (one job per stage) and every
+    seeds' table."""
+    scripts = {f"table-{table}.sbatch": table_script(table) for table in SEED_TABLES}
     for folder, resources in TEMPLATE_RESOURCES.items():
         trainer = f"experiments/{folder}/trainer.yaml"
         for stage in sorted(Path("experiments", folder).glob("*.yaml")):
