@@ -85,6 +85,7 @@ def svo_checkpoint(tmp_path_factory) -> Path:
     return folder / "ckpt" / "best.ckpt"
 
 
+@pytest.mark.slow  # trains a tiny SVO-ViT first (module fixture)
 def test_a_checkpoint_records_its_preprocessing_and_class_names(svo_checkpoint):
     data = torch.load(svo_checkpoint, weights_only=False)["shapvision_data"]
     assert data["class_names"] == ["cat", "dog"]
@@ -93,6 +94,7 @@ def test_a_checkpoint_records_its_preprocessing_and_class_names(svo_checkpoint):
     )
 
 
+@pytest.mark.slow  # trains a tiny SVO-ViT first (module fixture)
 def test_explain_a_folder_with_a_corrupt_file(svo_checkpoint, tmp_path):
     mine = tmp_path / "my images"
     write_pictures(mine, (190, 90, 70), 3, seed=3)
@@ -127,6 +129,7 @@ def test_overlay_titles_name_the_top_classes():
     assert overlay_title("s", caption, "a 3 on the left") == "s: 'a 3 on the left', score 1.23"
 
 
+@pytest.mark.slow  # trains a tiny SVO-ViT first (module fixture)
 def test_explain_refuses_a_checkpoint_that_does_not_explain_or_a_missing_caption(
     svo_checkpoint, tmp_path
 ):
