@@ -23,6 +23,7 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.cli import LightningCLI
 
 from shapvision.callbacks.slurm_requeue import SlurmRequeue
+from shapvision.data.base import local_path
 from shapvision.errors import ConfigurationError, configuration_error_in
 from shapvision.modules.base import ShapleyModule, shapvision_identity
 
@@ -71,7 +72,7 @@ def identity_differences(checkpoint: dict, model, datamodule) -> list[str]:
 
 def check_resumable(path: Path, model, datamodule) -> None:
     """Refuse a ``last.ckpt`` of another model, data or objective than the config's."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     differences = identity_differences(checkpoint, model, datamodule)
     saved_data = checkpoint.get("shapvision_identity", {}).get("data")
     current_data = shapvision_identity(model, datamodule)["data"]
@@ -88,10 +89,10 @@ def check_resumable(path: Path, model, datamodule) -> None:
 def check_checkpoint(path: str, model, datamodule) -> None:
     """``--ckpt_path`` must exist and hold this model: its kind, classes, image size, backbone, ...
     Checked before any compute, instead of a state_dict size mismatch deep in Lightning."""
-    file = Path(os.path.expandvars(str(path))).expanduser()
+    file = local_path(path)
     if not file.is_file():
         raise ConfigurationError(f"--ckpt_path: no such file: {file}")
-    checkpoint = torch.load(file, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(file, map_location="cpu", weights_only=False, mmap=True)
     kind, model_kind = checkpoint.get("shapvision_module"), type(model).__name__
     if kind is None:
         raise ConfigurationError(

@@ -136,16 +136,11 @@ SEED_TABLES = (
 def table_script(table: str, time: str = "24:00:00", cpus_per_task: int = 8) -> str:
     """One seeds' table (``python -m shapvision.tables``: one ``shapvision test`` after another) as a
     one-GPU job. Not requeued: a table has nothing to resume, a preempted one is resubmitted."""
+    header = sbatch_header(
+        f"table-{table}", 1, 1, 1, cpus_per_task, time, TEMPLATE_LOGS, requeue=False
+    )
     lines = [
-        "#!/bin/bash",
-        f"#SBATCH --job-name=table-{table}",
-        "#SBATCH --nodes=1",
-        "#SBATCH --ntasks-per-node=1",
-        "#SBATCH --gpus-per-node=1",
-        f"#SBATCH --cpus-per-task={cpus_per_task}",
-        f"#SBATCH --time={time}",
-        "#SBATCH --open-mode=append",
-        f"#SBATCH --output={TEMPLATE_LOGS}/%x-%j.out",
+        *header,
         "",
         "# Options after the script's name (--data /data --checkpoints runs/imagenet) go to the table.",
         "set -euo pipefail",
@@ -197,6 +192,31 @@ def checkpoint_dirpath(configs: tuple[str, ...]) -> str:
     return dirpath
 
 
+def sbatch_header(
+    job_name: str,
+    nodes: int,
+    tasks: int,
+    gpus_per_node: int,
+    cpus_per_task: int,
+    time: str,
+    log_dir: str,
+    requeue: bool,
+) -> list[str]:
+    """The ``#SBATCH`` lines every script starts with; ``requeue``: SIGUSR1 90 s before the limit."""
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name={job_name}",
+        f"#SBATCH --nodes={nodes}",
+        f"#SBATCH --ntasks-per-node={tasks}",
+    ]
+    if gpus_per_node:
+        lines.append(f"#SBATCH --gpus-per-node={gpus_per_node}")
+    lines += [f"#SBATCH --cpus-per-task={cpus_per_task}", f"#SBATCH --time={time}"]
+    if requeue:
+        lines += ["#SBATCH --signal=SIGUSR1@90", "#SBATCH --requeue"]
+    return lines + ["#SBATCH --open-mode=append", f"#SBATCH --output={log_dir}/%x-%j.out"]
+
+
 def sbatch_script(
     command: str,
     configs: tuple[str, ...],
@@ -221,20 +241,9 @@ def sbatch_script(
         raise ValueError(
             f"--ntasks-per-node {tasks} != --gpus-per-node {gpus_per_node}: Lightning runs one task per GPU"
         )
-    lines = [
-        "#!/bin/bash",
-        f"#SBATCH --job-name={job_name}",
-        f"#SBATCH --nodes={nodes}",
-        f"#SBATCH --ntasks-per-node={tasks}",
-        f"#SBATCH --cpus-per-task={cpus_per_task}",
-        f"#SBATCH --time={time}",
-        "#SBATCH --signal=SIGUSR1@90",
-        "#SBATCH --requeue",
-        "#SBATCH --open-mode=append",
-        f"#SBATCH --output={log_dir}/%x-%j.out",
-    ]
-    if gpus_per_node:
-        lines.insert(4, f"#SBATCH --gpus-per-node={gpus_per_node}")
+    lines = sbatch_header(
+        job_name, nodes, tasks, gpus_per_node, cpus_per_task, time, log_dir, requeue=True
+    )
     if partition:
         lines.append(f"#SBATCH --partition={partition}")
     if account:

@@ -3,10 +3,7 @@ The checkpoint (a tiny SVO-ViT trained on an image folder of "cat" and "dog" pic
 preprocessing and class names; the folder holds three readable images, a corrupt one and a text file."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,22 +16,9 @@ from shapvision.data.preprocessing import Preprocessing
 from shapvision.explain.prediction_writer import overlay_title, top_classes
 
 from .test_pipeline import TINY_BACKBONE
+from .test_runs import shapvision
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def shapvision(*args, check=True):
-    result = subprocess.run(
-        [sys.executable, "-m", "shapvision.cli", *map(str, args)],
-        cwd=ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result
 
 
 def write_pictures(folder: Path, colour: tuple[int, int, int], count: int, seed: int) -> None:
@@ -195,23 +179,13 @@ def test_explain_with_an_explainer_and_with_svo_clip_and_a_caption(tmp_path, run
     assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] and sum(scores) <= 1 + 1e-6
 
     clip = ["--config", "experiments/digits_clip/trainer.yaml"]
-    clip_cli = [sys.executable, "-m", "shapvision.clip_cli", "fit"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    clip_checkpoint = ROOT / "runs" / "digits_clip" / "clip" / run_id / "best.ckpt"
     for stage, extra in (
         ("clip", []),
-        (
-            "svo_clip",
-            [
-                "--model.init_args.init_from",
-                str(ROOT / "runs" / "digits_clip" / "clip" / run_id / "best.ckpt"),
-            ],
-        ),
+        ("svo_clip", ["--model.init_args.init_from", clip_checkpoint]),
     ):
-        result = subprocess.run(
-            [*clip_cli, *clip, "--config", f"experiments/digits_clip/{stage}.yaml", *tiny, *extra],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr[-3000:]
+        shapvision("fit", *clip, "--config", f"experiments/digits_clip/{stage}.yaml", *tiny, *extra,
+                   cli="shapvision.clip_cli")  # fmt: skip
     svo_clip = ROOT / "runs" / "digits_clip" / "svo_clip" / run_id / "best.ckpt"
     out = tmp_path / "svo_clip"
     shapvision("explain", svo_clip, scene, "--caption", "a 3 on the left", "--out", out,

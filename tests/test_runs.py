@@ -68,10 +68,11 @@ def fit_config(folder: Path, callbacks=(), **model_options) -> Path:
     return path
 
 
-def shapvision(*args, check=True):
+def shapvision(*args, check=True, cli="shapvision.cli"):
+    """A CLI run in a process of its own (``cli``: the module, e.g. ``shapvision.clip_cli``)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-m", "shapvision.cli", *map(str, args)],
+        [sys.executable, "-m", cli, *map(str, args)],
         cwd=ROOT,
         env=env,
         capture_output=True,

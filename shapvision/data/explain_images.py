@@ -18,7 +18,8 @@ def checkpoint_data(path: str, option: str) -> dict:
     file = local_path(path)
     if not file.is_file():
         raise ConfigurationError(f"{option}: no such file: {file}")
-    data = torch.load(file, map_location="cpu", weights_only=False).get("shapvision_data")
+    checkpoint = torch.load(file, map_location="cpu", weights_only=False, mmap=True)
+    data = checkpoint.get("shapvision_data")
     if not data or "preprocessing" not in data:
         raise ConfigurationError(
             f"{option} {file} does not record how its images were prepared (checkpoints written "

@@ -4,8 +4,8 @@
 
 Files are named by dataset index (``000003``), followed by the source file's name when the predict
 dataset has ``paths``, so names are unique and stable whichever rank wrote them. ``predict_step``
-returns ``{"values": (B, N, K), "scores": (B, K)}``. Class names come from the module
-(``class_names``, e.g. ``ExplainCheckpoint``: from the checkpoint) or the data module.
+returns ``{"values": (B, N, K), "scores": (B, K)}``. Class names come from the data module
+(``ExplainImagesDataModule``: from the checkpoint).
 """
 
 import json
@@ -46,9 +46,7 @@ class ShapleyPredictionWriter(BasePredictionWriter):
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
         paths = getattr(trainer.predict_dataloaders.dataset, "paths", None)
-        names = getattr(pl_module, "class_names", None) or getattr(
-            trainer.datamodule, "class_names", None
-        )
+        names = getattr(trainer.datamodule, "class_names", None)
         caption = getattr(pl_module, "caption", None)
         if names is not None and len(names) != prediction["scores"].shape[-1]:
             names = None  # another dataset's classes do not name these outputs: indices instead

@@ -2,8 +2,8 @@
 
 Explainer (its surrogate's class scores and the amortized Shapley values), SVO-ViT / SVO-ResNet (their
 own votes, which sum to the logits) and SVO-CLIP (each patch's vote for one ``caption``, which sum to
-the image-caption score). ``predict_step`` returns ``values`` (B, N, K), ``scores`` (B, K) and the
-class names travel with the module (``class_names``) for the prediction writer.
+the image-caption score). ``predict_step`` returns ``values`` (B, N, K) and ``scores`` (B, K); the
+class names come with the data (``ExplainImagesDataModule`` reads them from the checkpoint).
 """
 
 from shapvision.data.image_text import CaptionTokenizer
@@ -47,11 +47,6 @@ class ExplainCheckpoint(ShapleyModule):
         if caption is not None:
             tokens = CaptionTokenizer(hparams["clip_model"])([caption])
             self.register_buffer("caption_tokens", tokens, persistent=False)
-
-    @property
-    def class_names(self) -> list[str] | None:
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
-        return getattr(datamodule, "class_names", None)
 
     def predict_step(self, batch, batch_idx):
         if batch is None:
