@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 
 .PHONY: install test test-slow test-notebooks test-slurm lint bench demo demo-clip clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets vitshapley-mura \
-	table-svo-faithfulness table-svo-segmentation table-salvage table-vitshapley salvage-explainer-pets salvage-explainer-imagenette salvage-explainer-mura \
+	table-svo-faithfulness table-svo-segmentation table-svo-accuracy table-salvage table-vitshapley salvage-explainer-pets salvage-explainer-imagenette salvage-explainer-mura \
 	svo-vit-digits svo-ablation-digits svo-vit-imagenet svo-resnet-imagenet classifier-vit-imagenet classifier-resnet-imagenet fastshap-resnet-imagenet \
 	svo-clip-cc3m clip-cc3m table-svo-retrieval table-svo-clip-insdel
 
@@ -84,7 +84,7 @@ demo-clip: $(STAMP)
 	@start=$$(date +%s); \
 	$(SVC) fit $(CLIP) --config experiments/digits_clip/clip.yaml && \
 	$(SVC) fit $(CLIP) --config experiments/digits_clip/svo_clip.yaml && \
-	$(BIN)/python -m shapvision.tables demo-clip --out runs/demo_clip && \
+	$(BIN)/python -m shapvision.tables demo-clip --jobs 2 --out runs/demo_clip && \
 	echo "demo-clip: $$(( $$(date +%s) - start )) s; report: runs/demo_clip/table.md"
 
 vitshapley-digits: $(STAMP)
@@ -98,15 +98,17 @@ svo-vit-digits: $(STAMP)
 	$(call stage,svo_vit)
 
 # Ablation on digits: lambda = 0 (plain CE with the voting head) and every lambda in SVO_LAMBDAS x
-# stop_gradient in SVO_STOPS; accuracy vs Shapley accuracy, table in docs/svo_ablation.md.
+# stop_gradient in SVO_STOPS, CLS dropped (the paper's design), and lambda 1 with CLS kept; accuracy
+# vs Shapley accuracy, table in docs/svo_ablation.md.
 SVO_LAMBDAS ?= 0.1 1 10
 SVO_STOPS ?= none masked full
 SVO_ABLATION := --config experiments/digits/svo_vit.yaml --trainer.enable_progress_bar false
 SVO_ABLATION_EVAL := --config experiments/digits/demo_svo.yaml --model.init_args.methods [svo] --model.init_args.method_options {} --trainer.enable_progress_bar false
 svo-ablation-digits: $(STAMP)
-	@set -e; for run in 0:none $(foreach l,$(SVO_LAMBDAS),$(foreach s,$(SVO_STOPS),$(l):$(s))); do \
-	  lambda=$${run%%:*}; stop=$${run##*:}; name=svo_ablation/lambda_$${lambda}_$${stop}; \
-	  opts="$(SVO_ABLATION) --model.init_args.shapley_weight $$lambda --model.init_args.stop_gradient $$stop --trainer.logger.init_args.name $$name --trainer.callbacks.init_args.dirpath runs/digits/$$name"; \
+	@set -e; for run in 0:none:null $(foreach l,$(SVO_LAMBDAS),$(foreach s,$(SVO_STOPS),$(l):$(s):null)) 1:none:false; do \
+	  lambda=$${run%%:*}; rest=$${run#*:}; stop=$${rest%%:*}; drop=$${rest##*:}; \
+	  name=svo_ablation/lambda_$${lambda}_$${stop}$$( [ $$drop = false ] && echo _cls_kept ); \
+	  opts="$(SVO_ABLATION) --model.init_args.shapley_weight $$lambda --model.init_args.stop_gradient $$stop --model.init_args.drop_cls_token $$drop --trainer.logger.init_args.name $$name --trainer.callbacks.init_args.dirpath runs/digits/$$name"; \
 	  echo "== $$name"; \
 	  $(SV) fit $(DIGITS) $$opts; \
 	  $(SV) test $(DIGITS) $$opts --ckpt_path runs/digits/$$name/best.ckpt; \
@@ -143,6 +145,13 @@ table-salvage: $(STAMP)
 	$(call table,salvage)
 table-vitshapley: $(STAMP)
 	$(call table,vitshapley)
+
+# SVO Table 1: accuracy (shapvision test of each checkpoint under CKPTS), parameters and FLOPs per image
+# (torch.utils.flop_counter at the checkpoint's img_size), plain vs SVO for ViT-B/16, ResNet-50 and the
+# EVA02-B-16 image tower (CLIP / SVO-CLIP runs: CKPTS holds clip/ and svo_clip/ too). Missing runs say so.
+table-svo-accuracy: $(STAMP)
+	@test -n "$(DATA)" || { echo "usage: make $@ DATA=/path/to/datasets [CKPTS=runs/imagenet] [ARGS='--trainer.devices 8']"; exit 2; }
+	$(BIN)/python -m shapvision.svo_accuracy --data $(DATA) --checkpoints $(CKPTS) -- $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

@@ -1,4 +1,4 @@
-"""The SVO ablation table: accuracy vs Shapley accuracy over lambda and stop_gradient.
+"""The SVO ablation table: accuracy vs Shapley accuracy over lambda, stop_gradient and the CLS token.
 
 python -m shapvision.svo_ablation --runs runs/digits/svo_ablation --out docs/svo_ablation.md
 
@@ -36,6 +36,8 @@ def read_run(folder: Path) -> dict:
     return {
         "lambda": float(hparams["shapley_weight"]),
         "stop_gradient": hparams["stop_gradient"] if hparams["shapley_weight"] else "-",
+        # drop_cls_token null is the paper's design (dropped); runs before that default kept it
+        "cls": "kept" if hparams.get("drop_cls_token", False) is False else "dropped",
         "metrics": {
             **json.loads(metrics_file.read_text()),
             **next(
@@ -47,12 +49,16 @@ def read_run(folder: Path) -> dict:
 
 def ablation_table(runs: list[dict]) -> str:
     lines = [
-        "| lambda | stop_gradient | " + " | ".join(label for _, label in COLUMNS) + " |",
-        "|---|---|" + "---|" * len(COLUMNS),
+        "| lambda | stop_gradient | CLS | " + " | ".join(label for _, label in COLUMNS) + " |",
+        "|---|---|---|" + "---|" * len(COLUMNS),
     ]
-    for run in sorted(runs, key=lambda r: (r["lambda"], r["stop_gradient"])):
+    for run in sorted(runs, key=lambda r: (r["lambda"], r["stop_gradient"], r["cls"])):
         cells = [f"{run['metrics'][key]:.4f}" for key, _ in COLUMNS]
-        lines.append(f"| {run['lambda']:g} | {run['stop_gradient']} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {run['lambda']:g} | {run['stop_gradient']} | {run['cls']} | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines)
 
 

@@ -169,37 +169,67 @@ def run_name(key: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in key.lower()).strip("_")
 
 
-def run_table(name: str, out: Path, extra: list[str], env: dict[str, str]) -> str:
+def run_command(table: Table, config: str, out: Path, folder: str, extra: list[str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        table.cli,
+        "test",
+        "--config",
+        table.trainer,
+        "--config",
+        config,
+        "--trainer.logger.class_path",
+        "lightning.pytorch.loggers.TensorBoardLogger",
+        "--trainer.logger.init_args.save_dir",
+        str(out),
+        "--trainer.logger.init_args.name",
+        folder,
+        "--trainer.logger.init_args.version",
+        "",
+        *extra,
+    ]
+
+
+def run_evaluations(name: str, out: Path, extra: list[str], env: dict[str, str], jobs: int) -> None:
+    """Every run of the table, ``jobs`` at a time. With several at a time each gets its share of the
+    cores (``OMP_NUM_THREADS``) and writes its output to ``OUT/<run>.log``, shown if it fails."""
+    table = TABLES[name]
+    pending = list(table.runs.items())
+    cores = os.cpu_count() or 1
+    while pending:
+        batch, pending = pending[:jobs], pending[jobs:]
+        running = []
+        for key, config in batch:
+            folder = run_name(key)
+            command = run_command(table, config, out, folder, extra)
+            print(f"== {name}: {key} ({config})", flush=True)
+            if len(batch) == 1:
+                running.append((key, config, None, subprocess.Popen(command, env=env)))
+                continue
+            log = out / f"{folder}.log"
+            threads = str(max(1, cores // len(batch)))
+            with log.open("w") as handle:
+                process = subprocess.Popen(
+                    command,
+                    env={**env, "OMP_NUM_THREADS": threads},
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                )
+            running.append((key, config, log, process))
+        for key, config, log, process in running:
+            if process.wait():
+                shown = f":\n{log.read_text()[-4000:]}" if log else "; see its output above"
+                raise SystemExit(f"shapvision.tables: the run {key!r} ({config}) failed{shown}")
+
+
+def run_table(name: str, out: Path, extra: list[str], env: dict[str, str], jobs: int = 1) -> str:
     table = TABLES[name]
     rows, sections, model_rows = [], [], []
     start = time.time()
-    for key, config in table.runs.items():
+    run_evaluations(name, out, extra, env, jobs)
+    for key in table.runs:
         folder = run_name(key)
-        command = [
-            sys.executable,
-            "-m",
-            table.cli,
-            "test",
-            "--config",
-            table.trainer,
-            "--config",
-            config,
-            "--trainer.logger.class_path",
-            "lightning.pytorch.loggers.TensorBoardLogger",
-            "--trainer.logger.init_args.save_dir",
-            str(out),
-            "--trainer.logger.init_args.name",
-            folder,
-            "--trainer.logger.init_args.version",
-            "",
-            *extra,
-        ]
-        print(f"== {name}: {key} ({config})", flush=True)
-        result = subprocess.run(command, env=env)
-        if result.returncode:
-            raise SystemExit(
-                f"shapvision.tables: the run {key!r} ({config}) failed; see its output above"
-            )
         report = json.loads((out / folder / "evaluation.json").read_text())
         accuracy = report["test_accuracy"]
         if report.get("model_metrics"):
@@ -245,7 +275,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="default: runs/tables/<table>")
     parser.add_argument("--checkpoints", help="sets ${CHECKPOINTS}: the folder of the trained runs")
     parser.add_argument("--data", help="sets ${SHAPVISION_DATA}: the folder of the datasets")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="evaluation runs at a time, sharing the CPU cores (small models on a CPU run faster side by side)",
+    )
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     env = dict(os.environ)
     if args.checkpoints:
         env["CHECKPOINTS"] = str(Path(args.checkpoints).expanduser().resolve())
@@ -253,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
         env["SHAPVISION_DATA"] = str(Path(args.data).expanduser().resolve())
     out = args.out or Path("runs/tables") / args.table
     out.mkdir(parents=True, exist_ok=True)
-    print(run_table(args.table, out, extra, env))
+    print(run_table(args.table, out, extra, env, args.jobs))
     print(f"written: {out / 'table.md'}, {out / 'table.csv'}")
 
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 import yaml
 
+from shapvision.attribution.perturbation import TargetGame
 from shapvision.data import DigitsDataModule
-from shapvision.modules import Classifier, Evaluation
+from shapvision.modules import Classifier, Evaluation, Explainer
 
 from .test_pipeline import TINY_BACKBONE, cli
 
@@ -200,4 +201,46 @@ def test_a_method_runs_under_several_row_names_with_their_own_options(checkpoint
             checkpoints["vit"],
             methods=["kernelshap_64=kernelshap"],
             method_options={"kernelshap": {}},
+        )
+
+
+def test_a_sigmoid_link_explainer_is_scored_on_the_sigmoid_game(tmp_path):
+    """The link is one object: an explainer trained on sigmoid(surrogate) is evaluated on that game
+    (metrics, perturbation baselines, exact references), and one of another link is refused beside it."""
+    torch.manual_seed(0)
+    classifier = {
+        "backbone": "vit_tiny_patch16_224",
+        "backbone_kwargs": TINY_BACKBONE,
+        "num_classes": 10,
+        "img_size": 32,
+    }
+    surrogate = {"num_classes": 10, "img_size": 32, "classifier_hparams": classifier}
+    explainers = {
+        link: save_checkpoint(
+            Explainer(num_classes=10, img_size=32, link=link, surrogate_hparams=surrogate),
+            tmp_path / f"{link}.ckpt",
+        )
+        for link in ("sigmoid", "softmax")
+    }
+    evaluation = Evaluation(
+        checkpoint=explainers["sigmoid"],
+        methods=["leave_one_out"],
+        metrics=["shapley_accuracy"],
+    )
+    model = evaluation.model
+    assert model.link.name == "sigmoid"
+    images, target = torch.randn(2, 3, 32, 32), torch.tensor([3, 7])
+    keep = torch.rand(2, model.num_patches) > 0.5
+    with torch.no_grad():
+        logits = model.masked_logits(images, keep)
+        expected = logits.sigmoid().gather(1, target.view(-1, 1))[:, 0]
+        torch.testing.assert_close(model.masked_probabilities(images, keep, target), expected)
+        game = TargetGame(model, images[0], target[0])
+        torch.testing.assert_close(game(keep[:1]).float(), expected[:1])
+    with pytest.raises(ValueError, match="trained on the softmax game"):
+        Evaluation(
+            checkpoint=explainers["sigmoid"],
+            methods=["random"],
+            metrics=["shapley_accuracy"],
+            explainers={"softmax_one": explainers["softmax"]},
         )

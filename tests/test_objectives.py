@@ -11,11 +11,17 @@ from shapvision.objectives import (
     surrogate_kl_loss,
     svo_shapley_loss,
 )
+from shapvision.objectives.salvage import Salvage
 from shapvision.shapley import (
     PairwiseInteractionGame,
     ShapleyKernelSampler,
     additive_efficient_normalization,
     exact_shapley,
+)
+from shapvision.shapley.samplers import (
+    conditional_bernoulli_log_prob,
+    conditional_bernoulli_subsets,
+    shapley_kernel_log_prob,
 )
 
 
@@ -164,10 +170,88 @@ def test_explainer_objectives_own_outputs_attributions_masks_and_links():
     raw[:, 2, 0] = 5.0  # phi+ of patch 2 for class 0 stands out
     torch.testing.assert_close(salvage.classify(raw), raw[..., :3].sum(1))
     masks = salvage.sample_masks(raw, torch.tensor([[0.9, 0.05, 0.05]] * 2), v_empty)
-    assert (
-        masks[:, :2, 2].all() and not masks[:, 2:, 2].any()
-    )  # all masks guided: +phi half, then -phi half
+    # all masks guided and paired: a +phi draw (keeps patch 2), then its complement
+    assert masks[:, ::2, 2].all() and not masks[:, 1::2, 2].any()
     with pytest.raises(ValueError, match="link must be softmax"):
         salvage.check_link("sigmoid")
     with pytest.raises(ValueError, match="even with paired=true"):
         FastSHAP(num_masks=3)
+
+
+def all_coalitions(n: int) -> torch.Tensor:
+    codes = torch.arange(2**n)
+    return (codes.unsqueeze(1) >> torch.arange(n)) & 1 == 1
+
+
+def salvage_with_weights(n: int, guided_fraction: float, weights: str, paired: bool = True):
+    salvage = Salvage(
+        num_masks=8,
+        paired=paired,
+        guided_fraction=guided_fraction,
+        guided_temperature=0.5,
+        importance_weights=weights,
+    )
+    salvage.bind(n)
+    return salvage
+
+
+@pytest.mark.parametrize("guided_fraction", [0.5, 1.0])
+def test_salvage_importance_weights_turn_the_guided_expectation_into_the_kernels(guided_fraction):
+    """N = 6, every coalition enumerated: sum_S q(S) w(S) L(S) = sum_S p_kernel(S) L(S)."""
+    n = 6
+    torch.manual_seed(0)
+    raw, v_full = torch.randn(1, n, 4), torch.tensor([[0.7, 0.3]])
+    masks = all_coalitions(n)[1:-1].unsqueeze(0)  # the kernel gives the empty and full sets 0
+    loss_terms = torch.rand(masks.shape[1], dtype=torch.float64)  # any per-mask loss L(S)
+    salvage = salvage_with_weights(n, guided_fraction, "exact")
+    scores = salvage.guidance_scores(raw, v_full, None)
+    kernel = shapley_kernel_log_prob(masks[0]).exp()
+    proposal = guided_fraction * salvage.guided_sampler.log_prob(scores, masks)[0].exp()
+    proposal = proposal + (1 - guided_fraction) * kernel
+    assert proposal.sum().item() == pytest.approx(1.0, abs=1e-9)
+    weights = salvage.mask_weights(raw, masks, v_full, None)[0].double()
+    target = (kernel * loss_terms).sum()
+    assert (proposal * weights * loss_terms).sum().item() == pytest.approx(target.item(), abs=1e-6)
+    unweighted = salvage_with_weights(n, guided_fraction, "none")
+    assert unweighted.mask_weights(raw, masks, v_full, None) is None
+    assert abs((proposal * loss_terms).sum().item() - target.item()) > 1e-3  # weights matter
+
+
+def test_salvage_guided_paired_draws_follow_the_proposal_and_reweight_to_the_kernel():
+    """Paired guided masks (each with its complement) are distributed as q; weighted sample means
+    of a loss converge to its Shapley-kernel expectation, unweighted ones do not."""
+    n, draws = 6, 40000
+    torch.manual_seed(1)
+    raw, v_full = torch.randn(1, n, 4), torch.tensor([[0.7, 0.3]])
+    salvage = salvage_with_weights(n, 1.0, "exact")
+    salvage.num_masks = draws
+    masks = salvage.sample_masks(raw, v_full, None)
+    assert torch.equal(masks[0, 1::2], ~masks[0, ::2])  # each mask followed by its complement
+    codes = (masks[0].long() << torch.arange(n)).sum(1)
+    loss_by_code = torch.rand(2**n, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    subsets = all_coalitions(n)[1:-1]
+    target = (shapley_kernel_log_prob(subsets).exp() * loss_by_code[1:-1]).sum().item()
+    weights = salvage.mask_weights(raw, masks, v_full, None)[0].double()
+    weighted = (weights * loss_by_code[codes]).mean().item()
+    unweighted = loss_by_code[codes].mean().item()
+    assert weighted == pytest.approx(target, abs=0.012)
+    assert abs(unweighted - target) > 2 * abs(weighted - target)
+
+
+def test_conditional_bernoulli_draws_match_their_tractable_probability():
+    n = 5
+    log_w = torch.tensor([[0.0, 1.0, -1.0, 2.0, 0.5]])
+    sizes = torch.full((1, 20000), 2)
+    masks = conditional_bernoulli_subsets(log_w, sizes, torch.Generator().manual_seed(0))
+    assert (masks.sum(-1) == 2).all()
+    subsets = all_coalitions(n)
+    subsets = subsets[subsets.sum(1) == 2].unsqueeze(0)
+    probability = conditional_bernoulli_log_prob(log_w, subsets)[0].exp()
+    w = log_w[0].exp().double()
+    by_hand = torch.stack([w[s].prod() for s in subsets[0]])
+    torch.testing.assert_close(probability, by_hand / by_hand.sum())
+    codes = (masks[0].long() << torch.arange(n)).sum(1)
+    frequency = torch.bincount(codes, minlength=2**n).double() / masks.shape[1]
+    expected = torch.zeros(2**n, dtype=torch.float64)
+    expected[(subsets[0].long() << torch.arange(n)).sum(1)] = probability
+    assert (frequency - expected).abs().max() < 0.015

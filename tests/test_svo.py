@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from shapvision.models.cost import measure_cost
 from shapvision.models.masked_backbone import MaskedBackbone, pixel_mask
 from shapvision.models.patch_features import PatchFeatures
 from shapvision.models.svo_net import SVONet
@@ -223,7 +224,6 @@ def test_ddp_ranks_draw_independent_masks_after_seed_everything():
 
 
 def test_drop_cls_token_runs_patch_tokens_only_and_stays_efficient():
-    from shapvision.modules import SVOClassifier
 
     tiny = {"patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2}
     model = SVOClassifier(
@@ -231,8 +231,7 @@ def test_drop_cls_token_runs_patch_tokens_only_and_stays_efficient():
         backbone_kwargs=tiny,
         num_classes=4,
         img_size=32,
-        drop_cls_token=True,
-    ).eval()
+    ).eval()  # the default is the paper's: CLS dropped
     seen = []
     model.net.backbone.model.blocks[0].register_forward_hook(
         lambda m, i, o: seen.append(i[0].shape[1])
@@ -246,6 +245,25 @@ def test_drop_cls_token_runs_patch_tokens_only_and_stays_efficient():
     assert seen[0] == 16  # no CLS token in the sequence
     torch.testing.assert_close(masked, per_image, atol=1e-5, rtol=1e-5)
     with pytest.raises(
-        ValueError, match="drop_prefix_tokens applies to timm ViT backbones, not 'resnet18'"
+        ValueError, match="drop_prefix_tokens applies to transformer backbones, not 'resnet18'"
     ):
         SVOClassifier(backbone="resnet18", num_classes=4, img_size=32, drop_cls_token=True)
+
+
+def test_measured_cost_of_a_convolution_by_hand():
+    conv = torch.nn.Conv2d(3, 5, kernel_size=2, stride=2)
+    cost = measure_cost(conv, conv, img_size=4)
+    # 5 x 2 x 2 outputs, each 3 x 2 x 2 multiply-adds; 5 x 12 weights + 5 biases
+    assert cost.flops == 2 * 5 * 2 * 2 * 12 and cost.multiply_adds == 240
+    assert cost.parameters == 65
+
+
+@pytest.mark.slow  # builds ViT-B/16 and ResNet-50 at 224: about 10 s
+def test_svo_table_1_parameters_and_flops_match_the_paper_at_224():
+    """SVO Table 1: Ours-V 86M / 17.6B, Ours-R 26M / 6.6B (multiply-adds), measured on our models."""
+
+    for backbone, params_m, gmacs in (("vit_base_patch16_224", 86, 17.6), ("resnet50", 26, 6.6)):
+        model = SVOClassifier(backbone=backbone, num_classes=1000, img_size=224).eval()
+        cost = measure_cost(model, model.explain, 224)
+        assert cost.parameters / 1e6 == pytest.approx(params_m, abs=0.6)
+        assert cost.multiply_adds / 1e9 == pytest.approx(gmacs, abs=0.05)

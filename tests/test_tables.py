@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shapvision.modules import Classifier, Explainer, Surrogate, SVOClassifier
+from shapvision.modules import Classifier, CLIPFineTune, Explainer, Surrogate, SVOClassifier
 
 from .test_data import make_mura, write_gtsegs_mat
 from .test_evaluation import save_checkpoint
@@ -179,3 +179,47 @@ def test_salvage_and_vitshapley_tables(fixtures):
     assert (
         "| imagenette | vit_shapley |" in table and "insertion_patches | deletion_patches" in table
     )
+
+
+def test_svo_accuracy_table_prints_the_paper_beside_ours(fixtures):
+    """SVO Table 1 on fixtures: accuracy of every classifier checkpoint, its parameters and FLOPs,
+    the published row beside it; the CLIP image towers costed; a missing run says so."""
+    data, ckpts, base = fixtures
+    clip = {"clip_model": "shapvision-digits-clip", "img_size": 32}
+    save_checkpoint(CLIPFineTune(**clip), ckpts / "clip" / "best.ckpt")
+    out = base / "svo-accuracy"
+    command = [
+        sys.executable,
+        "-m",
+        "shapvision.svo_accuracy",
+        "--data",
+        str(data),
+        "--checkpoints",
+        str(ckpts),
+        "--out",
+        str(out),
+        "--",
+        *TINY,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-4000:]
+    lines = (out / "table.md").read_text().splitlines()
+    header = [c.strip() for c in next(line for line in lines if "backbone" in line).split("|")]
+
+    def row(backbone, model):
+        line = next(line for line in lines if line.startswith(f"| {backbone} | {model} |"))
+        return dict(zip(header, (c.strip() for c in line.split("|")), strict=True))
+
+    svo_vit = row("ViT-B/16", "SVO")
+    assert svo_vit["paper row"] == "Ours-V" and float(svo_vit["acc@1 paper"]) == 76.8
+    assert 0 <= float(svo_vit["acc@1 ours"]) <= 100 and int(svo_vit["img_size"]) == 32
+    accuracy = float(svo_vit["acc@1 ours"])
+    assert float(svo_vit["acc@1 diff"]) == pytest.approx(accuracy - 76.8, abs=0.02)
+    assert (
+        float(row("ResNet-50", "SVO")["GMACs ours"]) > 0
+        and float(row("ResNet-50", "plain")["params (M) ours"]) > 0
+    )
+    tower = row("EVA02-B-16 image tower", "plain")
+    assert float(tower["params (M) ours"]) > 0 and "no ImageNet accuracy" in tower["note"]
+    assert "not run" in row("EVA02-B-16 image tower", "SVO")["note"]  # no svo_clip checkpoint

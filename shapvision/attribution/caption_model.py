@@ -14,6 +14,7 @@ import torch.nn as nn
 from shapvision.attribution.base import Attribution, AttributionMethod
 from shapvision.attribution.explained_model import ExplainedModel
 from shapvision.models.timm_transformer import TimmTransformerBackbone
+from shapvision.shapley.links import IDENTITY
 
 
 class CaptionScores(nn.Module):
@@ -36,6 +37,7 @@ class CaptionExplainedModel(ExplainedModel):
     def __init__(self, module: nn.Module, name: str):
         self.module = module.eval()
         self.name = name
+        self.link = IDENTITY
         self.network = CaptionScores(module)
         self.backbone = module.towers.backbone
         self.grid_size = tuple(module.grid_size)
@@ -54,10 +56,6 @@ class CaptionExplainedModel(ExplainedModel):
 
     def masked_logits(self, images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         return self.network(images, keep)
-
-    @staticmethod
-    def link(logits: torch.Tensor) -> torch.Tensor:
-        return logits
 
 
 class SVOCLIPVotes(AttributionMethod):

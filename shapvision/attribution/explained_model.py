@@ -4,7 +4,8 @@ Wraps a trained module (Classifier, Surrogate, SVOClassifier, or an Explainer's 
 - ``logits(images)``: the full-image forward, differentiable (gradient methods run through it);
 - ``masked_logits(images, keep)``: the forward with removed patches dropped (ViTs) or zeroed (ResNets);
 - ``backbone`` (the :class:`MaskedBackbone`), ``family`` ("vit" | "resnet" | "other"), the patch grid.
-Values are scored through ``link`` (softmax: probabilities).
+Values are scored through ``link`` (:mod:`shapvision.shapley.links`): the game the explanations are
+Shapley values of; softmax (probabilities) unless the checkpoint says otherwise (an explainer's own).
 """
 
 from typing import Literal
@@ -14,6 +15,7 @@ import torch.nn as nn
 
 from shapvision.models.timm_resnet import TimmResNetBackbone
 from shapvision.models.timm_transformer import TimmTransformerBackbone
+from shapvision.shapley.links import Link, get_link
 
 Family = Literal["vit", "resnet", "other"]
 
@@ -30,7 +32,8 @@ class LogitsModule(nn.Module):
 
 
 class ExplainedModel:
-    def __init__(self, module: nn.Module, name: str):
+    def __init__(self, module: nn.Module, name: str, link: str | Link = "softmax"):
+        self.link = get_link(link)
         for attr in ("grid_size", "num_patches"):
             if not hasattr(module, attr):
                 raise TypeError(
@@ -57,12 +60,8 @@ class ExplainedModel:
     def masked_logits(self, images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         return self.module(images, keep)
 
-    @staticmethod
-    def link(logits: torch.Tensor) -> torch.Tensor:
-        return logits.softmax(-1)
-
     def probabilities(self, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Softmax probability of ``target`` ``(B,)`` for every image."""
+        """The game's value (the link of the logits) of ``target`` ``(B,)`` for every image."""
         return self.link(self.logits(images)).gather(1, target.view(-1, 1)).squeeze(1)
 
     def masked_probabilities(

@@ -3,8 +3,8 @@ forward removes them (dropped tokens for ViTs, zeroed pixels for ResNets). Writt
 
 - ``leave_one_out``: phi_i = v(N) - v(N minus i), N + 1 evaluations per image.
 - ``kernelshap``: paired KernelSHAP (:func:`shapvision.shapley.kernel_shap`, shapreg's estimator) at a
-  fixed ``budget`` of evaluations, masks drawn from each image's own dataset index; ``link`` picks the
-  probability game (default) or the logit game.
+  fixed ``budget`` of evaluations, masks drawn from each image's own dataset index; ``link`` picks
+  another game than the model's own (default: its link's, e.g. probabilities), e.g. the logit game.
 """
 
 from typing import Literal
@@ -13,24 +13,31 @@ import torch
 
 from shapvision.attribution.base import Attribution, AttributionMethod, per_image_generators
 from shapvision.shapley.kernel_shap import kernel_shap
+from shapvision.shapley.links import Link, get_link
 
 
 class TargetGame:
-    """The single-image game ``bool (M, N) -> (M,)``: the target's probability (``link="softmax"``) or
-    logit (``"identity"``, the game whose Shapley values SVO's votes are) under each mask."""
+    """The single-image game ``bool (M, N) -> (M,)``: the target's value under each mask, through the
+    model's own link (``link=None``: the game it was trained on) or another one (``"identity"``: the
+    logit game, whose Shapley values SVO's votes are). ``target=None``: every output ``(M, K)``."""
 
-    def __init__(self, model, image: torch.Tensor, target: torch.Tensor, link: str = "softmax"):
-        self.model, self.image, self.target, self.link = model, image, target, link
+    def __init__(
+        self,
+        model,
+        image: torch.Tensor,
+        target: torch.Tensor | None,
+        link: str | Link | None = None,
+    ):
+        self.model, self.image, self.target = model, image, target
+        self.link = model.link if link is None else get_link(link)
 
     @torch.no_grad()
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         images = self.image.unsqueeze(0).expand(masks.shape[0], *self.image.shape)
-        keep, target = masks.to(self.image.device), self.target.expand(masks.shape[0])
-        if self.link == "identity":
-            return (
-                self.model.masked_logits(images, keep).gather(1, target.view(-1, 1))[:, 0].double()
-            )
-        return self.model.masked_probabilities(images, keep, target).double()
+        values = self.link(self.model.masked_logits(images, masks.to(self.image.device))).double()
+        if self.target is None:
+            return values
+        return values.gather(1, self.target.expand(masks.shape[0]).view(-1, 1))[:, 0]
 
 
 class LeaveOneOut(AttributionMethod):
@@ -60,7 +67,7 @@ class KernelSHAPBudget(AttributionMethod):
         budget: int = 1024,
         batch_size: int = 256,
         seed: int = 0,
-        link: Literal["softmax", "identity"] = "softmax",
+        link: Literal["softmax", "sigmoid", "identity"] | None = None,
     ):
         super().__init__(model)
         self.budget, self.batch_size, self.seed, self.link = budget, batch_size, seed, link

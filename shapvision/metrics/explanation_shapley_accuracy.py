@@ -1,7 +1,8 @@
 """Shapley accuracy of any method: its patch values against the model's Shapley values for the target.
 
-The game is v(S) = p(target | x_S) under the masked forward (``link: softmax``), or the target's logit
-(``link: identity``: the game whose Shapley values SVO's votes are meant to be). The reference is exact (all 2^N
+The game is the model's own (its link of the masked forward: p(target | x_S) for softmax, the
+explainer's link for an explainer's surrogate), or the target's logit (``link: identity``: the game
+whose Shapley values SVO's votes are meant to be). The reference is exact (all 2^N
 coalitions) for N <= 24, else converged paired KernelSHAP (Covert & Lee's rule max std / range <
 ``threshold``; ViT-Shapley used 0.1), whose mean std is reported as ``reference_std``. Only the test
 images whose dataset index is below ``images`` are scored (the reference costs 2^N or thousands of
@@ -22,50 +23,56 @@ from shapvision.shapley.kernel_shap import kernel_shap
 
 
 def reference_values(
-    batch, selected: torch.Tensor, threshold: float, seed: int, link: str = "softmax"
+    batch, selected: torch.Tensor, threshold: float, seed: int, link: str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference values ``(S, N)`` and their std for the selected images, computed once per batch."""
-    key = ("shapley_reference", threshold, seed, link)
-    if key not in batch.cache:
-        model, n = batch.model, batch.model.num_patches
-        values, stds = [], []
-        for i in selected.nonzero().flatten().tolist():
-            game = TargetGame(model, batch.images[i], batch.target[i], link)
-            if n <= MAX_EXACT_PLAYERS:
-                values.append(exact_shapley(game, n, device=batch.images.device).float())
-                stds.append(torch.zeros(n))
-            else:
-                generator = torch.Generator(device=batch.images.device).manual_seed(
-                    seed * 1_000_003 + int(batch.index[i])
-                )
-                estimate = kernel_shap(
-                    game,
-                    n,
-                    threshold=threshold,
-                    batch_size=256,
-                    generator=generator,
-                    device=batch.images.device,
-                )
-                values.append(estimate.values.float())
-                stds.append(estimate.std.float().cpu())
-        empty = torch.zeros(0, n, device=batch.images.device)
-        batch.cache[key] = (
-            torch.stack(values) if values else empty,
-            torch.stack(stds) if stds else empty.cpu(),
-        )
-    return batch.cache[key]
+    """Reference values ``(S, N)`` and their std for the selected images' targets.
+
+    Exact values come for every output of an image at once (one pass over the 2^N coalitions serves
+    all its classes, or all its captions) and are kept in ``batch.cache`` by dataset index, so an
+    evaluation that explains several targets of one image shares them; KernelSHAP estimates are kept
+    per image and target.
+    """
+    model, n = batch.model, batch.model.num_patches
+    device = batch.images.device
+    values, stds = [], []
+    for i in selected.nonzero().flatten().tolist():
+        index, target = int(batch.index[i]), batch.target[i]
+        if n <= MAX_EXACT_PLAYERS:
+            key = ("shapley_reference", link, index)
+            if key not in batch.cache:
+                game = TargetGame(model, batch.images[i], None, link)
+                batch.cache[key] = exact_shapley(game, n, device=device).float()
+            values.append(batch.cache[key][:, int(target)])
+            stds.append(torch.zeros(n))
+            continue
+        key = ("shapley_reference", link, index, int(target), threshold, seed)
+        if key not in batch.cache:
+            generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + index)
+            game = TargetGame(model, batch.images[i], target, link)
+            estimate = kernel_shap(
+                game, n, threshold=threshold, batch_size=256, generator=generator, device=device
+            )
+            batch.cache[key] = (estimate.values.float(), estimate.std.float().cpu())
+        values.append(batch.cache[key][0])
+        stds.append(batch.cache[key][1])
+    empty = torch.zeros(0, n, device=device)
+    return (
+        torch.stack(values) if values else empty,
+        torch.stack(stds) if stds else empty.cpu(),
+    )
 
 
 class ExplanationShapleyAccuracy(Metric):
     full_state_update = False
     columns = ("shapley_l2", "shapley_pearson", "shapley_spearman")
+    per_caption = True  # image-text evaluation scores every caption of an image, not the first only
 
     def __init__(
         self,
         images: int = 32,
         threshold: float = 0.1,
         seed: int = 0,
-        link: Literal["softmax", "identity"] = "softmax",
+        link: Literal["softmax", "sigmoid", "identity"] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)

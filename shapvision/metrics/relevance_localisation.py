@@ -15,6 +15,7 @@ from torchmetrics import Metric
 class RelevanceLocalisation(Metric):
     full_state_update = False
     columns = ("rma", "rra")
+    per_caption = True  # image-text evaluation scores every caption of an image against its region
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

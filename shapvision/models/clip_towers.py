@@ -51,9 +51,17 @@ class CLIPTowers(nn.Module):
     ):
         super().__init__()
         self.clip = create_open_clip_model(name, pretrained, img_size, vision_depth, text_depth)
+        self.masking = masking
         self.backbone = open_clip_vision_backbone(self.clip.visual, masking=masking)
         self.project = joint_space_projection(self.clip.visual)
         self.context_length = self.clip.context_length
+
+    def drop_prefix_tokens(self) -> None:
+        """Run the vision tower on patch tokens only (SVO: "remove masked patches along with [cls]"),
+        in every forward from now on; the CLS embedding is then gone. The weights are unchanged."""
+        self.backbone = open_clip_vision_backbone(
+            self.clip.visual, masking=self.masking, drop_prefix_tokens=True
+        )
 
     @property
     def logit_scale(self) -> nn.Parameter:
@@ -80,4 +88,8 @@ class CLIPTowers(nn.Module):
 
     def cls_embedding(self, features: PatchFeatures) -> torch.Tensor:
         """The unit CLS embedding ``(B, D)``: CLIP's image embedding (of the masked image under a mask)."""
+        if features.pooled is None:
+            raise ValueError(
+                "this vision tower runs without its CLS token (drop_prefix_tokens): it has no CLS embedding"
+            )
         return F.normalize(self.project(features.pooled), dim=-1)

@@ -67,12 +67,16 @@ def create_open_clip_model(
     return model
 
 
-def open_clip_vision_backbone(visual: nn.Module, masking: str = "drop") -> MaskedBackbone:
+def open_clip_vision_backbone(
+    visual: nn.Module, masking: str = "drop", drop_prefix_tokens: bool = False
+) -> MaskedBackbone:
     """The masked backbone over an open_clip vision tower (timm trunk or open_clip transformer)."""
     trunk = getattr(visual, "trunk", None)
     if trunk is not None:
-        return TimmTransformerBackbone(trunk, masking=masking)
-    return OpenCLIPViTBackbone(visual, masking=masking)
+        return TimmTransformerBackbone(
+            trunk, masking=masking, drop_prefix_tokens=drop_prefix_tokens
+        )
+    return OpenCLIPViTBackbone(visual, masking=masking, drop_prefix_tokens=drop_prefix_tokens)
 
 
 def create_backbone(
@@ -85,13 +89,16 @@ def create_backbone(
 ) -> MaskedBackbone:
     """Build a masked backbone by name; ``pretrained`` is False or a local weights file (never a hub).
 
-    ``drop_prefix_tokens`` (timm ViTs only) removes the CLS / register tokens before the first block.
+    ``drop_prefix_tokens`` (transformers only) removes the CLS / register tokens before the first block.
     """
-    if drop_prefix_tokens and (name.startswith(OPEN_CLIP_PREFIX) or name.startswith("resnet")):
-        raise ValueError(f"drop_prefix_tokens applies to timm ViT backbones, not {name!r}")
+    if drop_prefix_tokens and name.startswith("resnet"):
+        raise ValueError(
+            f"drop_prefix_tokens applies to transformer backbones, not {name!r} (a ResNet has no CLS token)"
+        )
     if name.startswith(OPEN_CLIP_PREFIX):
         clip = create_open_clip_model(name[len(OPEN_CLIP_PREFIX) :], pretrained, img_size)
-        return check_patch_multiple(name, img_size, open_clip_vision_backbone(clip.visual, masking))
+        backbone = open_clip_vision_backbone(clip.visual, masking, drop_prefix_tokens)
+        return check_patch_multiple(name, img_size, backbone)
     if name.startswith("resnet"):
         model = create_timm_model(name, pretrained, num_classes=0, **timm_kwargs)
         return TimmResNetBackbone(model, img_size=img_size)

@@ -1,7 +1,9 @@
 """The SVO network (Fan et al. 2026): a masked backbone whose patch tokens each vote per-class values.
 
 Phi = PatchVotingHead(patch tokens) ``(B, N, K)``; logits = Phi.sum(1) (Eq. 7). The backbone's prefix
-tokens (CLS, registers) are not used: every unit of the logit is owned by a patch. Under a mask the
+tokens (CLS, registers) are removed before the first block by default (``drop_cls_token``, the
+paper's design); kept, they take part in attention but cast no vote. Either way every unit of the
+logit is owned by a patch. Under a mask the
 removed patches cast no vote, so the model's own value function is v(S) = forward(x, S).sum(1).
 """
 
@@ -21,9 +23,11 @@ class SVONet(nn.Module):
         img_size: int,
         pretrained: bool | str = False,
         backbone_kwargs: dict | None = None,
-        drop_cls_token: bool = False,
+        drop_cls_token: bool | None = None,
     ):
         super().__init__()
+        if drop_cls_token is None:  # the paper's: patch tokens only, wherever there is a CLS token
+            drop_cls_token = not backbone.startswith("resnet")
         self.backbone = create_backbone(
             backbone,
             pretrained=pretrained,

@@ -57,13 +57,15 @@ class TimmTransformerBackbone(MaskedBackbone):
         self.grid_size = tuple(model.patch_embed.grid_size)
         self.patch_size = _to_2tuple(model.patch_embed.patch_size)[0]
         self.embed_dim = model.embed_dim
-        if drop_prefix_tokens and self.is_eva:
-            raise ValueError(
-                "drop_prefix_tokens is supported for timm VisionTransformer, not Eva (its rotary embedding skips prefix positions)"
-            )
-        # SVO-ViT's design: the CLS / register tokens are removed after position embedding, so only patch
+        # SVO's design: the CLS / register tokens are removed after position embedding, so only patch
         # tokens enter the blocks (pretrained weights load unchanged; the prefix embeddings go unused).
         self.drop_prefix_tokens = drop_prefix_tokens
+        if drop_prefix_tokens and self.is_eva:
+            # Eva's attention leaves its first num_prefix_tokens positions unrotated; with the prefix
+            # gone every position is a patch and takes its rotary embedding. This changes the model's
+            # own blocks: the wrapped trunk no longer runs with its prefix tokens.
+            for block in model.blocks:
+                block.attn.num_prefix_tokens = 0
         self.num_prefix_tokens = 0 if drop_prefix_tokens else model.num_prefix_tokens
 
     def forward_patches(self, images, keep=None, masking: str | None = None) -> PatchFeatures:
@@ -106,6 +108,11 @@ class TimmTransformerBackbone(MaskedBackbone):
     def _run_with_attention_mask(self, x, rope, keep):
         prefix_keep = keep.new_ones(keep.shape[0], self.num_prefix_tokens)
         attn_mask = torch.cat([prefix_keep, keep], dim=1)[:, None, None, :]
+        if not self.num_prefix_tokens:
+            # every token may attend to itself, so a removed token's softmax row is never empty
+            # (an all-removed mask would otherwise give NaN rows); kept tokens attend as before
+            diagonal = torch.eye(x.shape[1], dtype=torch.bool, device=x.device)
+            attn_mask = attn_mask | diagonal
         return self._split(self._run_blocks(x, rope, attn_mask))
 
     def _run_with_token_dropping(self, x, rope, keep):

@@ -206,6 +206,7 @@ IDENTITY_OPTIONS = (
     "objective",
     "link",
     "drop_cls_token",
+    "keep_cls",
     "head_blocks",
     "head_hidden_dim",
     "clip_model",

@@ -71,12 +71,14 @@ class Evaluation(ShapleyModule):
         self.save_hyperparameters()
         module = load_module(checkpoint, CHECKPOINT_OPTION)
         explainers = dict(explainers or {})
+        link = "softmax"
         if type(module).__name__ == "Explainer":
             explainers = {"explainer": checkpoint, **explainers}
+            link = module.hparams.link  # the game the explainer was trained on is the one scored
             module = module.surrogate
         self._check_data(module, num_classes, img_size)
         self.explained = module.requires_grad_(False)
-        self.model = ExplainedModel(module, f"{CHECKPOINT_OPTION} {checkpoint}")
+        self.model = ExplainedModel(module, f"{CHECKPOINT_OPTION} {checkpoint}", link)
         self.grid_size, self.num_patches = self.model.grid_size, self.model.num_patches
         method_options = method_options or {}
         rows = dict(entry.split("=", 1) if "=" in entry else (entry, entry) for entry in methods)
@@ -98,6 +100,12 @@ class Evaluation(ShapleyModule):
             explainer = load_module(
                 path, f"model.init_args.explainers.{name}", ("Explainer",)
             ).requires_grad_(False)
+            if explainer.hparams.link != self.model.link.name:
+                raise ValueError(
+                    f"model.init_args.explainers.{name} was trained on the {explainer.hparams.link} game, but "
+                    f"the evaluation scores the {self.model.link.name} game of {CHECKPOINT_OPTION}: "
+                    "compare explainers of one link"
+                )
             self.explainer_modules[name] = explainer
             self.methods[name] = ExplainerValues(self.model, explainer)
         if not self.methods:

@@ -24,8 +24,9 @@ from shapvision.modules.base import (
     load_stage,
 )
 from shapvision.modules.surrogate import Surrogate
-from shapvision.modules.surrogate_game import check_link, surrogate_values
+from shapvision.modules.surrogate_game import surrogate_values
 from shapvision.objectives import ExplainerObjective, FastSHAP, Salvage, SimSHAP
+from shapvision.shapley.links import get_link
 
 OBJECTIVES = {cls.name: cls for cls in (FastSHAP, SimSHAP, Salvage)}
 SURROGATE_OPTION = "model.init_args.surrogate_checkpoint"
@@ -59,7 +60,7 @@ class Explainer(TaggedCheckpointMixin, ShapleyModule):
         value_batch_size: int = 4096,
         surrogate_hparams: dict | None = None,
     ):
-        check_link(link)
+        get_link(link)
         self_objective = build_objective(objective)
         self_objective.check_link(link)
         super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps)

@@ -7,10 +7,11 @@ methods (``svo_clip``, ``leave_one_out``, ``kernelshap``, ``rise``, ``saliency``
 ``insertion_deletion_patches``) of the classifier evaluation apply to image-caption pairs unchanged.
 Per test batch (images with C captions each):
 - ``retrieval``: R@1 / R@5 / R@10 in both directions (Karpathy protocol), logged as ``test/t2i_r1`` ...;
-- every method explains each image for its first caption (``shapley_accuracy``, patch insertion /
-  deletion of the similarity, ``retrieval_insertion_deletion``: SVO Tables 5-6, our reconstruction of
-  ECLIP's protocol), and for every caption with a known region (``caption_patches``: digit scenes)
-  for ``localisation`` (RMA / RRA against the named digit's patches).
+- every method explains each image for its first caption (patch insertion / deletion of the
+  similarity, ``retrieval_insertion_deletion``: SVO Tables 5-6, our reconstruction of ECLIP's
+  protocol), and for every caption for the metrics that declare ``per_caption``: ``localisation``
+  (RMA / RRA against the named digit's patches, where the data knows them) and ``shapley_accuracy``
+  (one exact computation per image serves all its captions).
 One row per method in ``evaluation.csv / .md / .json`` (``EvaluationTableWriter``), heatmaps with the
 caption as title (``HeatmapGridWriter``).
 """
@@ -146,17 +147,27 @@ class ImageTextEvaluation(ShapleyModule):
             self.retrieval.update(image_features, index, texts, text_index, text_image)
         self.model.set_captions(texts)
         regions = batch.get("caption_patches")
-        slots = (
-            range(captions) if regions is not None and "localisation" in self.metric_names else [0]
+        per_caption = any(
+            getattr(metric, "per_caption", False)
+            for scores in self.scores.values()
+            for metric in scores.values()
         )
+        slots = range(captions) if per_caption else [0]
         offsets = torch.arange(images.shape[0], device=images.device) * captions
+        cache = {}  # the exact reference values of an image serve all its captions
         for j in slots:
             target = offsets + j
             gt = None
             if regions is not None:
                 gt = pixel_mask(regions[:, j], self.grid_size, self.model.patch_size).float()[:, 0]
             explanation_batch = ExplanationBatch(
-                images, target, index, self.model, gt_mask=gt, chunk=self.hparams.forward_chunk
+                images,
+                target,
+                index,
+                self.model,
+                gt_mask=gt,
+                chunk=self.hparams.forward_chunk,
+                cache=cache,
             )
             attributions = {}
             for k, (name, method) in enumerate(self.methods.items()):
@@ -164,8 +175,8 @@ class ImageTextEvaluation(ShapleyModule):
                 attribution = method.explain(images, target, index * captions + j)
                 self.seconds[k] += time.perf_counter() - start
                 attributions[name] = attribution
-                for metric_name, metric in self.scores[name].items():
-                    if metric_name == "localisation" or j == 0:
+                for metric in self.scores[name].values():
+                    if j == 0 or getattr(metric, "per_caption", False):
                         metric.update(explanation_batch, attribution)
                 if j == 0 and name in self.retrieval_insdel:
                     self.retrieval_insdel[name].update(

@@ -3,29 +3,20 @@
 import torch
 
 from shapvision.models.masked_backbone import repeat_per_mask
-
-LINKS = {
-    "softmax": lambda logits: logits.softmax(-1),
-    "sigmoid": lambda logits: logits.sigmoid(),
-    "identity": lambda logits: logits,
-}
-
-
-def check_link(link: str) -> None:
-    if link not in LINKS:
-        raise ValueError(f"link must be one of {sorted(LINKS)}, got {link!r}")
+from shapvision.shapley.links import Link, get_link
 
 
 @torch.no_grad()
 def surrogate_values(
-    surrogate, images: torch.Tensor, masks: torch.Tensor, link: str, chunk: int = 4096
+    surrogate, images: torch.Tensor, masks: torch.Tensor, link: str | Link, chunk: int = 4096
 ) -> torch.Tensor:
     """v(S) ``(B, M, K)`` for images ``(B, C, H, W)`` and masks ``(B, M, N)``, ``chunk`` evaluations at a time."""
     batch, num_masks, num_patches = masks.shape
     flat_images = repeat_per_mask(images, num_masks)
     flat_masks = masks.reshape(-1, num_patches)
+    link = get_link(link)
     outputs = [
-        LINKS[link](surrogate(img, keep))
+        link(surrogate(img, keep))
         for img, keep in zip(flat_images.split(chunk), flat_masks.split(chunk), strict=True)
     ]
     return torch.cat(outputs).view(batch, num_masks, -1)

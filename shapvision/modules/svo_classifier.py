@@ -11,8 +11,10 @@ v(S) = sum of Phi(x_S) over kept patches, with the additive prediction 1_S^T Phi
 - ``stop_gradient``: which side is a constant target. ``none`` (default) trains through both, as the
   paper optimizes theta through both; ``masked`` detaches v(S); ``full`` detaches Phi(x).
 None of these three, nor lambda, is published; the defaults are our choice (see docs/svo.md).
-``drop_cls_token`` (ViT) removes the CLS token after position embedding in both branches, the paper's
-design (patch tokens only); off by default, which keeps the pretrained ViT's sequence unchanged.
+``drop_cls_token`` removes the CLS token after position embedding in both branches, the paper's
+design ("we remove the class token [cls] and retain all the N patch tokens"; masked: "remove masked
+patches along with [cls]"): ``null`` (default) = the paper's, dropped wherever the backbone has one
+(a ResNet has none); ``false`` keeps the pretrained ViT's sequence (our ablation).
 With ``shapley_weight`` = 0 no masked forward runs and the module is a plain CE classifier.
 
 Values are in logit units. Validation always reports the Shapley loss on a fixed mask stream, so a
@@ -49,7 +51,7 @@ class SVOClassifier(TaggedCheckpointMixin, ShapleyModule):
         img_size: int = 224,
         pretrained: bool | str = False,
         backbone_kwargs: dict | None = None,
-        drop_cls_token: bool = False,
+        drop_cls_token: bool | None = None,
         shapley_weight: float = 1.0,
         num_masks: int = 1,
         paired: bool = False,

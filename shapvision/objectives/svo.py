@@ -24,3 +24,23 @@ def svo_shapley_loss(
     if classes is not None:
         gap = gap.gather(-1, classes.unsqueeze(-1)).squeeze(-1)
     return gap.pow(2).mean()
+
+
+def svo_clip_shapley_loss(
+    patch_embeddings: torch.Tensor,
+    masked_sums: torch.Tensor,
+    text: torch.Tensor,
+    masks: torch.Tensor,
+    units: torch.Tensor | float,
+    captions: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """SVO-CLIP's Eq. 13 in contrastive-logit units, over captions of the batch.
+
+    patch_embeddings ``(B, N, D)`` (unit, of the unmasked images); masked_sums ``(B, M, D)``: the summed
+    patch embeddings of each masked image; text ``(T, D)`` unit caption embeddings; masks ``(B, M, N)``;
+    ``units`` the logits per cosine (logit_scale / N); captions ``(B, M)`` one caption per mask, or None
+    for every caption. The votes are ``units * <e_i, t>`` and the game ``units * <masked_sum, t>``.
+    """
+    phi = units * (patch_embeddings @ text.T)
+    masked_values = units * (masked_sums @ text.T)
+    return svo_shapley_loss(phi, masked_values, masks, captions)

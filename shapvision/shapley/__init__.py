@@ -5,6 +5,7 @@ from shapvision.shapley.exact import MAX_EXACT_PLAYERS, exact_shapley, shapley_c
 from shapvision.shapley.game import GameEvaluator, ValueFunction
 from shapvision.shapley.games import MLPGame, PairwiseInteractionGame
 from shapvision.shapley.kernel_shap import kernel_shap, shapley_kernel_gram
+from shapvision.shapley.links import LINKS, Link, get_link
 from shapvision.shapley.masks import check_masks, enumerate_coalitions, full_and_empty
 from shapvision.shapley.normalization import additive_efficient_normalization
 from shapvision.shapley.permutation import permutation_shapley
@@ -22,7 +23,9 @@ from shapvision.shapley.sim_semivalue import (
 )
 
 __all__ = [
+    "LINKS",
     "MAX_EXACT_PLAYERS",
+    "Link",
     "AttributionGuidedSampler",
     "GameEvaluator",
     "MLPGame",
@@ -36,6 +39,7 @@ __all__ = [
     "enumerate_coalitions",
     "exact_shapley",
     "full_and_empty",
+    "get_link",
     "kernel_shap",
     "permutation_shapley",
     "shapley_coalition_weights",

@@ -5,7 +5,26 @@ that size, so the size distribution is exact rather than approximate as with ind
 draws. All randomness goes through the ``generator`` argument, so a fixed seed fixes the masks.
 """
 
+import math
+
 import torch
+
+
+def shapley_kernel_log_prob(masks: torch.Tensor) -> torch.Tensor:
+    """log p(S) of masks ``(..., N)`` under the Shapley kernel as :class:`ShapleyKernelSampler` draws
+    it: p(|S|) / C(N, |S|) (-inf for the empty and the full coalition)."""
+    num_players = masks.shape[-1]
+    sizes = masks.sum(-1)
+    log_size = shapley_kernel_size_probabilities(num_players).to(masks.device).log()
+    log_binomial = torch.tensor(
+        [
+            math.lgamma(num_players + 1) - math.lgamma(k + 1) - math.lgamma(num_players - k + 1)
+            for k in range(num_players + 1)
+        ],
+        dtype=torch.float64,
+        device=masks.device,
+    )
+    return log_size[sizes] - log_binomial[sizes]
 
 
 def shapley_kernel_size_probabilities(num_players: int, dtype=torch.float64) -> torch.Tensor:
@@ -137,19 +156,75 @@ class UniformSizeSampler:
         return subsets_of_size(sizes, self.num_players, generator)
 
 
+def suffix_log_elementary_symmetric(log_weights: torch.Tensor) -> torch.Tensor:
+    """log e_r(w_i, ..., w_{N-1}) ``(B, N + 1, N + 1)`` indexed ``[b, i, r]``, for weights w = exp(log_weights) ``(B, N)``.
+
+    e_r of the players from i on: e_0 = 1, e_r = e_r(w_{i+1:}) + w_i e_{r-1}(w_{i+1:}); -inf where r
+    exceeds the players left. In log space, so weights spanning many orders of magnitude stay exact.
+    """
+    batch, n = log_weights.shape
+    log_weights = log_weights.double()
+    table = log_weights.new_full((batch, n + 1, n + 1), float("-inf"))
+    table[:, :, 0] = 0.0
+    for i in range(n - 1, -1, -1):
+        later = table[:, i + 1]
+        table[:, i, 1:] = torch.logaddexp(later[:, 1:], log_weights[:, i : i + 1] + later[:, :-1])
+    return table
+
+
+def conditional_bernoulli_subsets(
+    log_weights: torch.Tensor, sizes: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Subsets ``(B, M, N)`` of exactly ``sizes`` ``(B, M)`` players with P(S) proportional to prod_{i in S} w_i.
+
+    This is conditional Bernoulli (conditional Poisson) sampling: independent inclusions with odds
+    w_i, conditioned on the size. Players are decided in order; player i is kept with probability
+    w_i e_{r-1}(w_{i+1:}) / e_r(w_{i:}) when r are still to be chosen, which gives exactly that law, and
+    its probability is tractable (:func:`conditional_bernoulli_log_prob`).
+    """
+    table = suffix_log_elementary_symmetric(log_weights)
+    batch, n = log_weights.shape
+    num_masks = sizes.shape[1]
+    remaining = sizes.clone().long()
+    uniform = torch.rand((batch, num_masks, n), generator=generator, device=sizes.device)
+    masks = torch.zeros((batch, num_masks, n), dtype=torch.bool, device=sizes.device)
+    log_w = log_weights.double()
+    for i in range(n):
+        here, later = table[:, i], table[:, i + 1]
+        choose = remaining.clamp_min(1)
+        log_keep = log_w[:, i : i + 1] + later.gather(1, choose - 1) - here.gather(1, remaining)
+        keep = (remaining > 0) & (uniform[..., i].double() < log_keep.exp())
+        masks[..., i] = keep
+        remaining = remaining - keep.long()
+    return masks
+
+
+def conditional_bernoulli_log_prob(log_weights: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """log P(S | |S|) ``(B, M)`` of masks ``(B, M, N)`` under conditional Bernoulli sampling with
+    weights exp(log_weights) ``(B, N)``: sum_{i in S} log w_i - log e_{|S|}(w)."""
+    table = suffix_log_elementary_symmetric(log_weights)
+    sizes = masks.sum(-1)
+    kept = (masks.double() * log_weights.double().unsqueeze(1)).sum(-1)
+    return kept - table[:, 0].gather(1, sizes)
+
+
 class AttributionGuidedSampler:
     """Masks that favour patches by their current attribution (Salvage's attribution-guided sampling).
 
     The Salvage paper draws half of the masks with inclusion probabilities increasing in phi and half
-    decreasing in phi, without publishing the scheme; ours is exactly this distribution:
+    decreasing in phi, without publishing the scheme; ours is this distribution, chosen so that the
+    probability of every mask is tractable (Salvage's poster asks for importance sampling, which needs it):
 
     1. the size k is drawn from the Shapley kernel (1..N-1), as for :class:`ShapleyKernelSampler`;
     2. scores are standardised per image, ``z = (s - mean(s)) / std(s)``, so ``temperature`` is scale-free;
-    3. the first half of the masks draws k patches without replacement with probabilities proportional
-       to ``exp(z / temperature)`` (Plackett-Luce, via Gumbel-top-k); the second half uses ``exp(-z / temperature)``.
+    3. the first half of the masks draws a k-subset with probability proportional to
+       ``prod_{i in S} exp(z_i / T)`` (conditional Bernoulli sampling), the second half with ``exp(-z_i / T)``.
 
-    As ``temperature -> inf`` this becomes :class:`ShapleyKernelSampler`; as it goes to 0 the masks
-    become the top-k (first half) and bottom-k (second half) patches.
+    The two halves mirror each other: the complement of a first-half mask has the law of a second-half
+    mask (sizes k and N - k are equally likely), so the mixture ``q`` of the halves gives a mask and its
+    complement the same probability, and paired sampling (a mask, then its complement) keeps every
+    mask's law ``q``. As ``temperature -> inf`` this becomes :class:`ShapleyKernelSampler`; as it goes to
+    0 the masks become the top-k (first half) and bottom-k (second half) patches.
     """
 
     def __init__(self, num_players: int, temperature: float = 1.0):
@@ -161,26 +236,58 @@ class AttributionGuidedSampler:
             num_players, dtype=torch.float32
         )
 
-    def sample(
-        self, scores: torch.Tensor, num_masks: int, *, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """Masks ``(B, num_masks, N)`` for per-image scores ``(B, N)``; ``num_masks`` must be even."""
+    def check_scores(self, scores: torch.Tensor) -> None:
         if scores.dim() != 2 or scores.shape[1] != self.num_players:
             raise ValueError(
                 f"scores must have shape (B, {self.num_players}), got {tuple(scores.shape)}"
             )
+
+    def log_weights(self, scores: torch.Tensor) -> torch.Tensor:
+        """exp(z / T) in log space ``(B, N)``: the first half's inclusion weights (the second's: minus)."""
+        scores = scores.detach().double()
+        std = scores.std(1, keepdim=True).clamp_min(1e-12)
+        return (scores - scores.mean(1, keepdim=True)) / std / self.temperature
+
+    def sample(
+        self,
+        scores: torch.Tensor,
+        num_masks: int,
+        *,
+        generator: torch.Generator | None = None,
+        paired: bool = False,
+    ) -> torch.Tensor:
+        """Masks ``(B, num_masks, N)`` for per-image scores ``(B, N)``; ``num_masks`` must be even.
+
+        ``paired``: the first-half draws, each followed by its complement (which has the second
+        half's law), instead of independent draws for the second half.
+        """
+        self.check_scores(scores)
         if num_masks % 2:
             raise ValueError(
                 f"attribution-guided sampling needs an even num_masks (half +phi, half -phi), got {num_masks}"
             )
-        batch = scores.shape[0]
-        scores = scores.detach().float()
-        z = (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True).clamp_min(1e-12)
-        half = num_masks // 2
-        signs = torch.cat([scores.new_ones(half), -scores.new_ones(half)])
-        keys = signs.view(1, num_masks, 1) * z.unsqueeze(1) / self.temperature
+        batch, half = scores.shape[0], num_masks // 2
+        log_w = self.log_weights(scores)
         probs = self.size_probabilities.to(scores.device)
-        sizes = torch.multinomial(probs, batch * num_masks, replacement=True, generator=generator)
-        return subsets_of_size(
-            sizes.view(batch, num_masks), self.num_players, generator, scores=keys
+        drawn = half if paired else num_masks
+        sizes = torch.multinomial(probs, batch * drawn, replacement=True, generator=generator).view(
+            batch, drawn
         )
+        if paired:
+            masks = conditional_bernoulli_subsets(log_w, sizes, generator)
+            return torch.stack([masks, ~masks], dim=-2).flatten(-3, -2)
+        positive = conditional_bernoulli_subsets(log_w, sizes[:, :half], generator)
+        negative = conditional_bernoulli_subsets(-log_w, sizes[:, half:], generator)
+        return torch.cat([positive, negative], dim=1)
+
+    def log_prob(self, scores: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """log q(S) ``(B, M)`` of masks ``(B, M, N)`` under the even mixture of the two halves."""
+        self.check_scores(scores)
+        log_w = self.log_weights(scores)
+        sizes = masks.sum(-1)
+        log_size = shapley_kernel_size_probabilities(self.num_players).to(masks.device).log()[sizes]
+        mixture = torch.logaddexp(
+            conditional_bernoulli_log_prob(log_w, masks),
+            conditional_bernoulli_log_prob(-log_w, masks),
+        )
+        return log_size + mixture - math.log(2)

@@ -1,0 +1,38 @@
+"""What a model costs per image: parameters and FLOPs of its inference forward, measured.
+
+FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and convolutions,
+2 FLOPs per multiply-add) on one image, with attention on PyTorch's math kernel so that its two
+matrix products are counted (the counter does not see inside the fused CPU kernel); the SVO paper's Table 1 counts multiply-adds ("17.6B" for
+ViT-B/16 at 224), so ``multiply_adds`` is FLOPs / 2.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    parameters: int
+    flops: int
+
+    @property
+    def multiply_adds(self) -> float:
+        return self.flops / 2
+
+
+@torch.no_grad()
+def measure_cost(
+    network: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], img_size: int
+) -> ModelCost:
+    """Parameters of ``network`` and FLOPs of ``forward`` on one ``3 x img_size x img_size`` image."""
+    parameter = next(network.parameters())
+    image = torch.zeros(1, 3, img_size, img_size, device=parameter.device, dtype=parameter.dtype)
+    counter = FlopCounterMode(display=False)
+    with counter, sdpa_kernel(SDPBackend.MATH):
+        forward(image)
+    return ModelCost(sum(p.numel() for p in network.parameters()), counter.get_total_flops())
