@@ -24,6 +24,7 @@ import yaml
 from shapvision.callbacks.evaluation_table import markdown_table
 from shapvision.models.cost import ModelCost, measure_cost
 from shapvision.modules.checkpoints import load_module
+from shapvision.tables import split_passthrough
 
 ROWS = Path("experiments/tables/svo_accuracy/rows.yaml")
 
@@ -113,9 +114,7 @@ def table_row(spec: dict, checkpoints: Path, out: Path, tables: dict, extra, env
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, extra = split_passthrough(argv)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

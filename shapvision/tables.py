@@ -264,10 +264,16 @@ def run_table(name: str, out: Path, extra: list[str], env: dict[str, str], jobs:
     return text
 
 
-def main(argv: list[str] | None = None) -> None:
+def split_passthrough(argv: list[str] | None) -> tuple[list[str], list[str]]:
+    """A driver's own arguments, and those after ``--`` that it passes to every CLI run."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    if "--" not in argv:
+        return argv, []
+    return argv[: argv.index("--")], argv[argv.index("--") + 1 :]
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv, extra = split_passthrough(argv)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -248,7 +248,8 @@ def test_vit_methods_apply_to_an_eva02_tower_and_are_refused_on_open_clips_own()
     from shapvision.attribution.registry import create_method
 
     torch.manual_seed(0)
-    eva = SVOCLIP(clip_model="EVA02-B-16", img_size=64, vision_depth=2, text_depth=1).eval()
+    options = {"clip_model": "EVA02-B-16", "img_size": 64, "vision_depth": 2, "text_depth": 1}
+    eva = SVOCLIP(keep_cls=True, **options).eval()
     model = CaptionExplainedModel(eva, "eva")
     images = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -261,6 +262,15 @@ def test_vit_methods_apply_to_an_eva02_tower_and_are_refused_on_open_clips_own()
     for name in ("gradcam", "rollout", "game"):
         values = create_method(name, model).explain(images, torch.tensor([0, 1])).patches
         assert values.shape == (2, 16) and torch.isfinite(values).all()
+    # the paper's SVO-CLIP runs without CLS: the methods that read its attention row are refused
+    paper = SVOCLIP(**options).eval()
+    without_cls = CaptionExplainedModel(paper, "SVO-CLIP without CLS")
+    without_cls.set_captions(paper.text_features(eva_tokens(["a dog", "a cat"])).detach())
+    assert create_method("gradcam", without_cls).explain(
+        images, torch.tensor([0, 1])
+    ).patches.shape == (2, 16)
+    with pytest.raises(ValueError, match="reads the CLS row of the attention"):
+        create_method("rollout", without_cls)
     tiny = CaptionExplainedModel(SVOCLIP(clip_model=TINY, img_size=32), "the tiny CLIP")
     with pytest.raises(
         ValueError,
@@ -486,7 +496,9 @@ def test_svo_clip_training_moves_the_positive_votes_onto_the_named_digit():
     model = SVOCLIP(clip_model=TINY, img_size=32, num_masks=2, paired=True)
     model.log = lambda *args, **kwargs: None  # no trainer attached
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.1)
-    loader = torch.utils.data.DataLoader(data.train_set, batch_size=64, shuffle=True, drop_last=True)
+    loader = torch.utils.data.DataLoader(
+        data.train_set, batch_size=64, shuffle=True, drop_last=True
+    )
     step = 0
     while step < 300:
         for batch in loader:

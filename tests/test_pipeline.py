@@ -380,7 +380,7 @@ def test_a_stage_built_inside_a_cli_module_keeps_its_own_hyperparameters(stages,
     assert "objective" not in surrogate.hparams and surrogate.hparams.num_classes == 10
 
 
-def test_salvage_explainer_reports_its_own_classification_and_refuses_other_links(stages):
+def test_salvage_explainer_reports_its_own_classification_and_refuses_other_links(stages, tmp_path):
     surrogate = str(stages / "surrogate" / "best.ckpt")
     options = {
         "surrogate_checkpoint": surrogate,
@@ -390,7 +390,11 @@ def test_salvage_explainer_reports_its_own_classification_and_refuses_other_link
     }
     explainer = Explainer(objective="salvage", **options)
     trainer = L.Trainer(
-        accelerator="cpu", logger=False, limit_test_batches=2, enable_progress_bar=False
+        accelerator="cpu",
+        logger=False,
+        limit_test_batches=2,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
     )
     result = trainer.test(explainer, datamodule=DigitsDataModule(eval_batch_size=16))[0]
     assert 0 <= result["test/own_classification_acc"] <= 1 and result["test/loss"] >= 0

@@ -109,14 +109,16 @@ def fixtures(tmp_path_factory):
     return data, ckpts, base
 
 
-def run_table(fixtures, name, *extra):
+def run_driver(fixtures, module, out_name, *arguments):
+    """``python -m MODULE ARGUMENTS --data --checkpoints --out -- TINY`` on the fixtures; its table.md."""
     data, ckpts, base = fixtures
-    out = base / name
+    out = base / out_name
+    split = arguments.index("--") if "--" in arguments else len(arguments)
     command = [
         sys.executable,
         "-m",
-        "shapvision.tables",
-        name,
+        module,
+        *arguments[:split],
         "--data",
         str(data),
         "--checkpoints",
@@ -125,12 +127,16 @@ def run_table(fixtures, name, *extra):
         str(out),
         "--",
         *TINY,
-        *extra,
+        *arguments[split + 1 :],
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-4000:]
     return (out / "table.md").read_text()
+
+
+def run_table(fixtures, name, *extra):
+    return run_driver(fixtures, "shapvision.tables", name, name, "--", *extra)
 
 
 def test_svo_faithfulness_table(fixtures):
@@ -184,27 +190,10 @@ def test_salvage_and_vitshapley_tables(fixtures):
 def test_svo_accuracy_table_prints_the_paper_beside_ours(fixtures):
     """SVO Table 1 on fixtures: accuracy of every classifier checkpoint, its parameters and FLOPs,
     the published row beside it; the CLIP image towers costed; a missing run says so."""
-    data, ckpts, base = fixtures
+    ckpts = fixtures[1]
     clip = {"clip_model": "shapvision-digits-clip", "img_size": 32}
     save_checkpoint(CLIPFineTune(**clip), ckpts / "clip" / "best.ckpt")
-    out = base / "svo-accuracy"
-    command = [
-        sys.executable,
-        "-m",
-        "shapvision.svo_accuracy",
-        "--data",
-        str(data),
-        "--checkpoints",
-        str(ckpts),
-        "--out",
-        str(out),
-        "--",
-        *TINY,
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-4000:]
-    lines = (out / "table.md").read_text().splitlines()
+    lines = run_driver(fixtures, "shapvision.svo_accuracy", "svo-accuracy").splitlines()
     header = [c.strip() for c in next(line for line in lines if "backbone" in line).split("|")]
 
     def row(backbone, model):
