@@ -521,3 +521,19 @@ def test_svo_clip_training_moves_the_positive_votes_onto_the_named_digit():
             named = (positive * scene.regions).sum(1) / positive.sum(1).clamp_min(1e-8)
             shares.extend(named.tolist())
     assert sum(shares) / len(shares) > 0.6
+
+
+def test_centred_captions_subtract_the_running_caption_mean_learnt_in_training_only(scenes):
+    torch.manual_seed(0)
+    model = SVOCLIP(clip_model=TINY, img_size=32, centre_captions=True)
+    batch = torch.utils.data.default_collate([scenes.train_set[i] for i in range(4)])
+    with torch.no_grad():
+        raw = model.towers.encode_text(batch["text"])
+        centred = model.text_features(batch["text"])  # training mode: the first batch sets the mean
+        torch.testing.assert_close(centred, raw - raw.mean(0))
+        model.eval()
+        before = model.caption_mean.clone()
+        model.text_features(batch["text"][:2])
+    assert torch.equal(model.caption_mean, before) and int(model.caption_mean_batches) == 1
+    with pytest.raises(ValueError, match="caption_mean_momentum must be in"):
+        SVOCLIP(clip_model=TINY, img_size=32, caption_mean_momentum=1.0)

@@ -98,6 +98,10 @@ class SVOCLIP(ImageTextModule):
             raise ValueError(
                 f"model.init_args.num_masks must be >= 1, and even with paired=true; got {num_masks} (paired={paired})"
             )
+        if not 0 <= caption_mean_momentum < 1:
+            raise ValueError(
+                f"model.init_args.caption_mean_momentum must be in [0, 1), got {caption_mean_momentum}"
+            )
         if shapley_captions not in SHAPLEY_CAPTIONS:
             raise ValueError(
                 f"model.init_args.shapley_captions must be one of {SHAPLEY_CAPTIONS}, got {shapley_captions!r}"
@@ -115,10 +119,6 @@ class SVOCLIP(ImageTextModule):
             warmup_steps,
         )
         self.save_hyperparameters()
-        if not 0 <= caption_mean_momentum < 1:
-            raise ValueError(
-                f"model.init_args.caption_mean_momentum must be in [0, 1), got {caption_mean_momentum}"
-            )
         if not keep_cls:
             self.towers.drop_prefix_tokens()
         embed_dim = open_clip.get_model_config(clip_model)["embed_dim"]
