@@ -4,8 +4,8 @@
 
 The rows are ``experiments/tables/svo_accuracy/rows.yaml``: each names a run folder under
 ``--checkpoints`` holding ``best.ckpt``. Accuracy is ``shapvision test`` of that checkpoint (the
-evaluation module, ``accuracy.yaml`` beside the rows) on ``--data``/imagenet (val); parameters and FLOPs are measured on the checkpoint's
-own model at its own image size (224 for the ImageNet runs) with ``torch.utils.flop_counter``
+evaluation module, ``accuracy.yaml`` beside the rows) on ``--data``/imagenet (val); parameters and
+FLOPs are measured on the checkpoint's own model at its own image size (224 for the ImageNet runs) with ``torch.utils.flop_counter``
 (:mod:`shapvision.models.cost`): the inference forward that gives the model's outputs (SVO: the
 votes; a CLIP model: its image tower's embedding). The paper's figures are printed beside ours; a
 row whose checkpoint is missing says so instead of a figure. Written to OUT/table.md and table.csv.
@@ -40,7 +40,7 @@ def inference_cost(module) -> ModelCost:
     return measure_cost(module, forward, img_size)
 
 
-def test_accuracy(spec: dict, checkpoint: Path, out: Path, tables: dict, extra, env) -> float:
+def top1_accuracy(spec: dict, checkpoint: Path, out: Path, tables: dict, extra, env) -> float:
     """Top-1 of the checkpoint on the test split (the evaluation module's ``test_accuracy``)."""
     name = spec["run"]
     command = [
@@ -104,7 +104,7 @@ def table_row(spec: dict, checkpoints: Path, out: Path, tables: dict, extra, env
         }
     )
     if spec.get("timm_model"):
-        accuracy = 100 * test_accuracy(spec, checkpoint, out, tables, extra, env)
+        accuracy = 100 * top1_accuracy(spec, checkpoint, out, tables, extra, env)
         row["acc@1 ours"] = round(accuracy, 2)
         if paper.get("accuracy") is not None:
             row["acc@1 diff"] = round(accuracy - paper["accuracy"], 2)

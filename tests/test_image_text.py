@@ -186,9 +186,9 @@ def test_svo_clip_shapley_loss_in_logit_units_over_the_batch_captions_by_hand():
     # image 0: additive = e00 . t = (1, 0); game = (0.8, 0.6) -> gaps (-0.2, 0.6) x 10
     # image 1: additive = e11 . t = (1, 0); game = (0, 1) -> gaps (-1, 1) x 10
     expected = 100 * (0.04 + 0.36 + 1.0 + 1.0) / 4
-    loss = svo_clip_shapley_loss(e, masked, t, masks, units)
+    loss = svo_clip_shapley_loss(e @ t.T, masked, t, masks, units)
     assert loss.item() == pytest.approx(expected)
-    matched = svo_clip_shapley_loss(e, masked, t, masks, units, torch.tensor([[0], [1]]))
+    matched = svo_clip_shapley_loss(e @ t.T, masked, t, masks, units, torch.tensor([[0], [1]]))
     assert matched.item() == pytest.approx(100 * (0.04 + 1.0) / 2)
 
 
@@ -198,7 +198,8 @@ def test_svo_clip_shapley_gradient_reaches_the_vision_tower_through_every_vote(s
     batch = torch.utils.data.default_collate([scenes.train_set[i] for i in range(4)])
     patches = model.patch_embeddings(batch["image"])
     patches.retain_grad()
-    loss = model.shapley_loss(batch["image"], patches, model.text_features(batch["text"]))
+    text = model.text_features(batch["text"])
+    loss = model.shapley_loss(batch["image"], patches @ text.T, text)
     loss.backward()
     assert (patches.grad.norm(dim=-1) > 0).all()  # every patch of every image
     assert model.towers.clip.visual.conv1.weight.grad.abs().sum() > 0
@@ -236,8 +237,8 @@ def test_svo_clip_training_brings_votes_towards_exact_shapley_values(scenes):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(30):
         optimizer.zero_grad()
-        patches = model.patch_embeddings(images)
-        model.shapley_loss(images, patches, model.text_features(tokens)).backward()
+        text = model.text_features(tokens)
+        model.shapley_loss(images, model.patch_embeddings(images) @ text.T, text).backward()
         optimizer.step()
     assert error() < 0.5 * before
 

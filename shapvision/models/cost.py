@@ -2,8 +2,8 @@
 
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and convolutions,
 2 FLOPs per multiply-add) on one image, with attention on PyTorch's math kernel so that its two
-matrix products are counted (the counter does not see inside the fused CPU kernel); the SVO paper's Table 1 counts multiply-adds ("17.6B" for
-ViT-B/16 at 224), so ``multiply_adds`` is FLOPs / 2.
+matrix products are counted (the counter does not see inside the fused CPU kernel). The SVO paper's
+Table 1 counts multiply-adds ("17.6B" for ViT-B/16 at 224), so ``multiply_adds`` is FLOPs / 2.
 """
 
 from collections.abc import Callable

@@ -84,13 +84,16 @@ def create_backbone(
     pretrained: bool | str | None = False,
     img_size: int = 224,
     masking: str = "drop",
-    drop_prefix_tokens: bool = False,
+    drop_prefix_tokens: bool | None = False,
     **timm_kwargs,
 ) -> MaskedBackbone:
     """Build a masked backbone by name; ``pretrained`` is False or a local weights file (never a hub).
 
-    ``drop_prefix_tokens`` (transformers only) removes the CLS / register tokens before the first block.
+    ``drop_prefix_tokens`` (transformers only) removes the CLS / register tokens before the first block;
+    ``None``: wherever the backbone has them (a ResNet has none).
     """
+    if drop_prefix_tokens is None:
+        drop_prefix_tokens = not name.startswith("resnet")
     if drop_prefix_tokens and name.startswith("resnet"):
         raise ValueError(
             f"drop_prefix_tokens applies to transformer backbones, not {name!r} (a ResNet has no CLS token)"

@@ -26,8 +26,6 @@ class SVONet(nn.Module):
         drop_cls_token: bool | None = None,
     ):
         super().__init__()
-        if drop_cls_token is None:  # the paper's: patch tokens only, wherever there is a CLS token
-            drop_cls_token = not backbone.startswith("resnet")
         self.backbone = create_backbone(
             backbone,
             pretrained=pretrained,

@@ -95,6 +95,12 @@ class ImageTextEvaluation(ShapleyModule):
                 for method in self.methods
             }
         )
+        # metrics that score every caption of an image, not the first only
+        self.per_caption = any(
+            getattr(metric, "per_caption", False)
+            for scores in self.scores.values()
+            for metric in scores.values()
+        )
         self.retrieval = ImageTextRetrieval()
         self.retrieval_insdel = torch.nn.ModuleDict()
         self.register_buffer(
@@ -147,12 +153,7 @@ class ImageTextEvaluation(ShapleyModule):
             self.retrieval.update(image_features, index, texts, text_index, text_image)
         self.model.set_captions(texts)
         regions = batch.get("caption_patches")
-        per_caption = any(
-            getattr(metric, "per_caption", False)
-            for scores in self.scores.values()
-            for metric in scores.values()
-        )
-        slots = range(captions) if per_caption else [0]
+        slots = range(captions) if self.per_caption else [0]
         offsets = torch.arange(images.shape[0], device=images.device) * captions
         cache = {}  # the exact reference values of an image serve all its captions
         for j in slots:

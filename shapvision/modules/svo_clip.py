@@ -175,17 +175,16 @@ class SVOCLIP(ImageTextModule):
         """One cosine in contrastive-logit units, logit_scale / N, as a constant of the Shapley loss."""
         return self.towers.logit_scale.exp().detach() / self.num_patches
 
-    def shapley_loss(self, images, patch_embeddings, text) -> torch.Tensor:
-        """Eq. 13 in logit units for the batch's captions ``text`` ``(T, D)`` (row b: image b's own)."""
+    def shapley_loss(self, images, votes, text) -> torch.Tensor:
+        """Eq. 13 in logit units for the batch's captions ``text`` ``(T, D)`` (row b: image b's own),
+        given the unmasked images' votes for them ``(B, N, T)`` (``patch_embeddings @ text.T``)."""
         batch, num_masks = images.shape[0], self.hparams.num_masks
         masks = self.sampler.sample(num_masks, batch_size=batch, device=images.device)
         captions = caption_choice(
             self.hparams.shapley_captions, batch, num_masks, text.shape[0], images.device
         )
         masked_sums = self.masked_embedding_sums(images, masks)
-        return svo_clip_shapley_loss(
-            patch_embeddings, masked_sums, text, masks, self.logit_units(), captions
-        )
+        return svo_clip_shapley_loss(votes, masked_sums, text, masks, self.logit_units(), captions)
 
     def training_loss(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         patches = self.patch_embeddings(images)
@@ -200,7 +199,7 @@ class SVOCLIP(ImageTextModule):
             self.log("train/vote_sparsity", sparsity)
             loss = loss + self.hparams.vote_sparsity * sparsity
         if self.hparams.shapley_weight:
-            shapley = self.shapley_loss(images, patches, text)
+            shapley = self.shapley_loss(images, votes, text)
             self.log("train/shapley_loss", shapley)
             loss = loss + self.hparams.shapley_weight * shapley
         return loss
@@ -211,8 +210,7 @@ class SVOCLIP(ImageTextModule):
         if batch is None:
             return
         images = batch["image"]
+        text = self.text_features(batch["text"][:, 0])
         with self.fixed_random_stream(batch_idx, images.device):
-            shapley = self.shapley_loss(
-                images, self.patch_embeddings(images), self.text_features(batch["text"][:, 0])
-            )
+            shapley = self.shapley_loss(images, self.patch_embeddings(images) @ text.T, text)
         self.log(f"{stage}/shapley_loss", shapley, sync_dist=True, batch_size=images.shape[0])

@@ -27,7 +27,7 @@ def svo_shapley_loss(
 
 
 def svo_clip_shapley_loss(
-    patch_embeddings: torch.Tensor,
+    votes: torch.Tensor,
     masked_sums: torch.Tensor,
     text: torch.Tensor,
     masks: torch.Tensor,
@@ -36,11 +36,12 @@ def svo_clip_shapley_loss(
 ) -> torch.Tensor:
     """SVO-CLIP's Eq. 13 in contrastive-logit units, over captions of the batch.
 
-    patch_embeddings ``(B, N, D)`` (unit, of the unmasked images); masked_sums ``(B, M, D)``: the summed
-    patch embeddings of each masked image; text ``(T, D)`` unit caption embeddings; masks ``(B, M, N)``;
-    ``units`` the logits per cosine (logit_scale / N); captions ``(B, M)`` one caption per mask, or None
-    for every caption. The votes are ``units * <e_i, t>`` and the game ``units * <masked_sum, t>``.
+    votes ``(B, N, T)``: each patch's cosine <e_i, t> with every caption, of the unmasked images;
+    masked_sums ``(B, M, D)``: the summed unit patch embeddings of each masked image; text ``(T, D)``
+    unit caption embeddings; masks ``(B, M, N)``; ``units`` the logits per cosine (logit_scale / N);
+    captions ``(B, M)`` one caption per mask, or None for every caption. Phi is ``units * votes`` and
+    the game ``units * <masked_sum, t>``.
     """
-    phi = units * (patch_embeddings @ text.T)
+    phi = units * votes
     masked_values = units * (masked_sums @ text.T)
     return svo_shapley_loss(phi, masked_values, masks, captions)
