@@ -237,8 +237,15 @@ def run_table(name: str, out: Path, extra: list[str], env: dict[str, str], jobs:
         for row in report["rows"]:
             rows.append({"model": key, "model_accuracy": accuracy, **row})
         sections.append(f"![{key}]({folder}/heatmaps.png)")
-    columns = ["model", "method", *[c for c in table.columns if any(c in r for r in rows)]]
-    shown = [{c: row.get(c, "") for c in columns} for row in rows]
+    columns = [
+        "model",
+        "method",
+        *[c for c in (*table.columns, "median_rank") if any(c in r for r in rows)],
+    ]
+    bounds = [c + bound for c in columns for bound in ("_ci_low", "_ci_high")]
+    shown = [
+        {c: row.get(c, "") for c in columns + bounds if c in row or c in columns} for row in rows
+    ]
     with open(out / "table.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         writer.writeheader()

@@ -19,7 +19,7 @@ from shapvision.data import (
     KarpathyDataModule,
     ParquetImageTextDataModule,
 )
-from shapvision.metrics.retrieval import ImageTextRetrieval, retrieval_ranks
+from shapvision.metrics.retrieval import ImageTextRetrieval, retrieval_recalls
 from shapvision.modules import SVOCLIP, CLIPFineTune
 from shapvision.modules.svo_clip import shared_vote_fraction
 from shapvision.objectives.svo import svo_clip_shapley_loss
@@ -47,15 +47,18 @@ def test_retrieval_ranks_on_a_hand_made_matrix_with_several_captions_per_image()
         ]
     )
     caption_image = torch.tensor([0, 0, 1, 2, 2])
-    t2i, i2t = retrieval_ranks(similarity, caption_image)
+    recalls = retrieval_recalls(similarity, caption_image, (1, 2, 3, 4))
+    t2i = [sum(1 - recalls[f"t2i_r{k}"][t].item() for k in (1, 2, 3)) for t in range(5)]
+    i2t = [sum(1 - recalls[f"i2t_r{k}"][i].item() for k in (1, 2, 3)) for i in range(3)]
     # caption 0: image 0 best -> 0; caption 1: image 2 (0.7) > image 1 (0.2) > image 0 (0.1) -> 2;
     # caption 2: image 0 (0.3) > image 1 (0.1)... image 2 (0.2) > 0.1 too -> 2; caption 3: image 1 0.8 > 0.4 -> 1;
     # caption 4: image 0 0.2 < 0.3, image 1 0.1 -> 0
-    assert t2i.tolist() == [0, 2, 2, 1, 0]
+    assert t2i == [0, 2, 2, 1, 0]  # the rank, summed from the recalls at K = 1, 2, 3
     # image 0: its captions rank 0 (0.9) and 4 (0.1) -> best 0; image 1: caption 2 (0.1) ranks below
-    # 0.5, 0.2, 0.8 -> 3 (ties to the query: caption 4's 0.1 is not better); image 2: caption 3 (0.4)
-    # is below 0.7 -> 1, caption 4 (0.3) below 0.7, 0.4 -> 2; best 1
-    assert i2t.tolist() == [0, 3, 1]
+    # 0.5, 0.2, 0.8 -> 3, tied with caption 4's 0.1: at place 3 or 4 with equal chance; image 2:
+    # caption 3 (0.4) is below 0.7 -> 1, caption 4 (0.3) below 0.7, 0.4 -> 2; best 1
+    assert i2t == [0, 3, 1]
+    assert recalls["i2t_r4"].tolist() == [1.0, 0.5, 1.0]
     metric = ImageTextRetrieval(ks=(1, 2))
     images = torch.eye(3)
     # features whose dot products are the matrix: images one-hot, texts = columns

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from shapvision.metrics import (
-    InsertionDeletion,
     MaskedAgreementByFraction,
     ShapleyAccuracy,
     pearson_rows,
@@ -50,12 +49,6 @@ def test_insertion_deletion_on_an_additive_scorer():
     insertion, deletion = score(insertion_masks), score(deletion_masks)
     torch.testing.assert_close(insertion[0], torch.tensor([0.0, 0.5, 5 / 6, 1.0, 1.0]))
     torch.testing.assert_close(deletion[0], torch.tensor([1.0, 0.5, 1 / 6, 0.0, 0.0]))
-    metric = InsertionDeletion(4)
-    metric.update(insertion, deletion)
-    metric.update(insertion, deletion)
-    result = metric.compute()
-    assert result["insertion_auc"].item() == pytest.approx((0 + 0.5 + 5 / 6 + 1 + 1) / 5)
-    assert result["deletion_auc"].item() == pytest.approx((1 + 0.5 + 1 / 6) / 5)
 
 
 def test_masked_agreement_bins_by_fraction():

@@ -172,11 +172,11 @@ def test_salvage_and_vitshapley_tables(fixtures):
     imagenette_salvage = next(
         line for line in table.splitlines() if line.startswith("| imagenette | salvage |")
     )
-    rma, rra = pets_salvage.split("|")[-3:-1]
-    assert (
-        0 <= float(rma) <= 1 and 0 <= float(rra) <= 1
-    )  # Pets rows have localisation, the others none
-    assert imagenette_salvage.split("|")[-3:-1] == ["  ", "  "]
+    assert "| srg | r_srg | rma | rra | median_rank |" in table
+    rma, rra = (cell.split("±") for cell in pets_salvage.split("|")[-4:-2])  # mean ± half-width
+    assert 0 <= float(rma[0]) <= 1 and 0 <= float(rra[0]) <= 1 and float(rma[1]) > 0
+    # Pets rows have localisation, the others none
+    assert imagenette_salvage.split("|")[-4:-2] == ["  ", "  "]
     options = [
         "--model.init_args.method_options",
         "{rise: {num_masks: 16}, smoothgrad: {samples: 2}}",

@@ -31,6 +31,7 @@ class _AttentionMethod(AttributionMethod):
 
 class AttentionLast(_AttentionMethod):
     name = "attention_last"
+    values = "magnitude"
 
     @torch.no_grad()
     def explain(self, images, target, index=None):
@@ -41,6 +42,7 @@ class AttentionLast(_AttentionMethod):
 
 class AttentionRollout(_AttentionMethod):
     name = "rollout"
+    values = "magnitude"
 
     def __init__(self, model, start_layer: int = 1):
         super().__init__(model)
@@ -62,6 +64,7 @@ class AttentionRollout(_AttentionMethod):
 
 class GradientWeightedAttention(_AttentionMethod):
     name = "game"
+    values = "positive"
 
     def explain(self, images, target, index=None):
         with torch.enable_grad(), captured_attention(self.model.backbone) as maps:

@@ -7,6 +7,15 @@ positions) seeds the randomised methods per image, so DDP gives the same values 
 
 A method that cannot apply to a backbone raises :class:`UnsupportedBackbone` when it is built,
 naming both, before any compute.
+
+One sign convention: every method's values are oriented so that higher = more evidence for the
+target (or, for a magnitude, more importance), which is the order every metric ranks by. ``values``
+says which kind a method returns: ``signed`` (positive for the target, negative against: Shapley
+values, IG, LRP, leave-one-out, RISE's mean score), ``positive`` (evidence for the target clipped at
+zero: Grad-CAM, GAME) or ``magnitude`` (importance without a direction: saliency's and SmoothGrad's
+absolute gradients, attention maps, EigenCAM). A magnitude ranks a patch that argues against the
+target as high as one that argues for it; signed metrics (RMA counts positive values only) read it
+as it is.
 """
 
 from dataclasses import dataclass
@@ -59,6 +68,7 @@ class AttributionMethod:
     name: str = "method"
     families: tuple[str, ...] = ("vit", "resnet", "other")
     library: str = "shapvision"
+    values: str = "signed"  # or "positive" / "magnitude": see the module docstring
 
     def __init__(self, model: ExplainedModel):
         if model.family not in self.families:

@@ -56,9 +56,11 @@ class _LibraryCAM(AttributionMethod):
 
 class GradCAMAttribution(_LibraryCAM):
     name = "gradcam"
+    values = "positive"
     cam_class = GradCAM
 
 
 class EigenCAMAttribution(_LibraryCAM):
     name = "eigencam"
+    values = "magnitude"
     cam_class = EigenCAM

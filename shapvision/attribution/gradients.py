@@ -1,10 +1,13 @@
 """Gradient baselines from captum: saliency, Integrated Gradients, SmoothGrad.
 
 All are native to pixels: the pixel map is the attribution summed over colour channels (signed for
-IG and SmoothGrad, the absolute gradient for saliency, as captum's ``Saliency`` returns it) and a
-patch's value is the sum over its pixels. IG integrates from the all-zero image, which is the dataset
-mean after normalisation; SmoothGrad averages signed gradients under Gaussian input noise (captum
-``NoiseTunnel`` over ``Saliency``), with the noise drawn from each image's dataset index.
+IG; magnitudes for saliency, the absolute gradient as captum's ``Saliency`` returns it, and for
+SmoothGrad) and a patch's value is the sum over its pixels. IG integrates from the all-zero image,
+which is the dataset mean after normalisation; SmoothGrad averages absolute gradients under Gaussian
+input noise (captum ``NoiseTunnel`` over ``Saliency(abs=True)``, Smilkov et al.'s visualised form),
+with the noise drawn from each image's dataset index. It averaged signed gradients before: a
+gradient's sign is a direction of sensitivity, not evidence, and summed over a patch it could rank
+the only relevant patch of a model last.
 """
 
 import torch
@@ -23,6 +26,7 @@ class _CaptumMethod(AttributionMethod):
 
 class SaliencyAttribution(_CaptumMethod):
     name = "saliency"
+    values = "magnitude"
 
     def explain(self, images, target, index=None):
         with torch.enable_grad():
@@ -51,6 +55,7 @@ class IntegratedGradientsAttribution(_CaptumMethod):
 
 class SmoothGradAttribution(_CaptumMethod):
     name = "smoothgrad"
+    values = "magnitude"
 
     def __init__(self, model, samples: int = 25, stdev: float = 0.15, seed: int = 0):
         super().__init__(model)
@@ -73,7 +78,7 @@ class SmoothGradAttribution(_CaptumMethod):
                             nt_samples_batch_size=self.samples,
                             stdevs=self.stdev,
                             target=int(t),
-                            abs=False,
+                            abs=True,
                         )
                     )
         return self._finish(torch.cat(rows))

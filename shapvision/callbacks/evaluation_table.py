@@ -1,25 +1,47 @@
-"""Writes an evaluation run's table: ``evaluation.csv`` and ``evaluation.md`` (a row per method), rank 0."""
+"""Writes an evaluation run's table, rank 0: ``evaluation.csv`` / ``.json`` (every cell with its
+bootstrap bounds ``<column>_ci_low`` / ``_ci_high``), ``evaluation.md`` (``mean ± half-width`` of the
+95 % interval) and ``per_image.pt`` (each method's per-image values per metric, for
+``python -m shapvision.tables ... --compare A B``)."""
 
 import csv
 import json
+import math
 from pathlib import Path
 
+import torch
 from lightning.pytorch.callbacks import Callback
 
 FORMAT = "{:.4f}"
+BOUNDS = ("_ci_low", "_ci_high")
+
+
+def format_cell(row: dict, column: str) -> str:
+    value = row.get(column, "")
+    if not isinstance(value, float):
+        return "" if value is None else str(value)
+    low, high = (row.get(column + bound) for bound in BOUNDS)
+    if isinstance(low, float) and isinstance(high, float) and not math.isnan(high - low):
+        return f"{value:.4f} ± {(high - low) / 2:.4f}"
+    return FORMAT.format(value)
 
 
 def markdown_table(rows: list[dict], title: str | None = None) -> str:
-    columns = [c for c in rows[0] if c != "library"]
+    columns = [
+        c
+        for c in dict.fromkeys(c for row in rows for c in row)
+        if c != "library" and not c.endswith(BOUNDS)
+    ]
     lines = [f"### {title}", ""] if title else []
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        cells = [
-            FORMAT.format(row[c]) if isinstance(row.get(c), float) else str(row.get(c, ""))
-            for c in columns
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        lines.append("| " + " | ".join(format_cell(row, c) for c in columns) + " |")
+    note = (
+        "\nCells: mean ± half-width of the 95 % bootstrap interval over images; median_rank: the "
+        "method's median rank across the ranked columns (1 = best).\n"
+        if any(c.endswith(BOUNDS) for row in rows for c in row)
+        else ""
+    )
+    return "\n".join(lines) + "\n" + note
 
 
 class EvaluationTableWriter(Callback):
@@ -48,6 +70,8 @@ class EvaluationTableWriter(Callback):
             "model_metrics": model_metrics,
         }
         (out / "evaluation.json").write_text(json.dumps({**header, "rows": rows}, indent=2))
+        if pl_module.per_image:
+            torch.save(pl_module.per_image, out / "per_image.pt")
         accuracy = (
             ""
             if pl_module.test_accuracy is None

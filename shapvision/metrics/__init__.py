@@ -2,8 +2,8 @@
 
 from shapvision.metrics.correlation import pearson_rows, spearman_rows
 from shapvision.metrics.explanation_batch import ExplanationBatch
-from shapvision.metrics.insertion_deletion import InsertionDeletion
 from shapvision.metrics.masked_agreement import MaskedAgreementByFraction
+from shapvision.metrics.per_image import PerImageMetric
 from shapvision.metrics.registry import METRICS, NEEDS_MASKS, create_metric
 from shapvision.metrics.shapley_accuracy import ShapleyAccuracy
 
@@ -12,7 +12,7 @@ __all__ = [
     "NEEDS_MASKS",
     "ExplanationBatch",
     "create_metric",
-    "InsertionDeletion",
+    "PerImageMetric",
     "MaskedAgreementByFraction",
     "ShapleyAccuracy",
     "pearson_rows",

@@ -25,6 +25,13 @@ class ExplanationBatch:
     logits: torch.Tensor | None = None
     chunk: int = 1024
     cache: dict = field(default_factory=dict)
+    key: torch.Tensor | None = (
+        None  # what metrics count each row once by; the dataset index if None
+    )
+
+    @property
+    def keys(self) -> torch.Tensor:
+        return self.index if self.key is None else self.key
 
     @property
     def size(self) -> tuple[int, int]:
@@ -89,8 +96,21 @@ def remove_top_fractions(
         1, -1, 1, 1, 1
     )
     removed = ranks < counts  # (B, F, 1, H, W)
-    fill = torch.as_tensor(fill, dtype=images.dtype, device=images.device)
+    fill = as_fill(fill, images)
     if fill.dim() == 4:  # a per-image fill (B, C, H or 1, W or 1)
         fill = fill.unsqueeze(1)
     out = torch.where(removed, fill, images.unsqueeze(1))
     return out.reshape(-1, *images.shape[1:])
+
+
+def as_fill(fill, images: torch.Tensor) -> torch.Tensor:
+    """A removal fill as a tensor that broadcasts over ``images``: a scalar, one value per channel
+    (a list, e.g. black in normalised space: -mean / std), or a per-image tensor ``(B, C, H, W)``."""
+    fill = torch.as_tensor(fill, dtype=images.dtype, device=images.device)
+    if fill.dim() == 1:
+        if fill.numel() not in (1, images.shape[1]):
+            raise ValueError(
+                f"a per-channel fill needs {images.shape[1]} values (one per channel), got {fill.numel()}"
+            )
+        fill = fill.view(1, -1, 1, 1)
+    return fill

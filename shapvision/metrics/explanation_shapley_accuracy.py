@@ -7,17 +7,18 @@ coalitions) for N <= 24, else converged paired KernelSHAP (Covert & Lee's rule m
 ``threshold``; ViT-Shapley used 0.1), whose mean std is reported as ``reference_std``. Only the test
 images whose dataset index is below ``images`` are scored (the reference costs 2^N or thousands of
 evaluations an image), so DDP scores the same images as one process. Per image: L2 error, Pearson
-and Spearman correlation (scipy's definitions); the means over images. Methods in other units than
+and Spearman correlation (scipy's definitions: average ranks for ties, undefined on a constant row,
+which is left out and counted); the means over images. Methods in other units than
 probabilities (CAMs, gradients) are read by their correlations; L2 compares like units only.
 """
 
 from typing import Literal
 
 import torch
-from torchmetrics import Metric
 
 from shapvision.attribution.perturbation import TargetGame
 from shapvision.metrics.correlation import pearson_rows, spearman_rows
+from shapvision.metrics.per_image import PerImageMetric, weighted_mean
 from shapvision.shapley.exact import MAX_EXACT_PLAYERS, exact_shapley
 from shapvision.shapley.kernel_shap import kernel_shap
 
@@ -62,9 +63,10 @@ def reference_values(
     )
 
 
-class ExplanationShapleyAccuracy(Metric):
-    full_state_update = False
+class ExplanationShapleyAccuracy(PerImageMetric):
     columns = ("shapley_l2", "shapley_pearson", "shapley_spearman")
+    fields = {"shapley_l2": 0, "shapley_pearson": 0, "shapley_spearman": 0, "reference_std": 0}
+    higher_is_better = {"shapley_l2": False, "shapley_pearson": True, "shapley_spearman": True}
     per_caption = True  # image-text evaluation scores every caption of an image, not the first only
 
     def __init__(
@@ -77,11 +79,6 @@ class ExplanationShapleyAccuracy(Metric):
     ):
         super().__init__(**kwargs)
         self.images, self.threshold, self.seed, self.link = images, threshold, seed, link
-        for name in ("l2_sum", "pearson_sum", "spearman_sum", "std_sum"):
-            self.add_state(
-                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
-            )
-        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, batch, attribution) -> None:
         selected = batch.index < self.images
@@ -90,17 +87,16 @@ class ExplanationShapleyAccuracy(Metric):
         reference, std = reference_values(batch, selected, self.threshold, self.seed, self.link)
         estimate = batch.patch_values(attribution)[selected].double()
         reference = reference.double()
-        self.l2_sum += (estimate - reference).norm(dim=1).sum()
-        self.pearson_sum += pearson_rows(estimate, reference).sum()
-        self.spearman_sum += spearman_rows(estimate, reference).sum()
-        self.std_sum += std.double().mean(1).sum().to(self.std_sum.device)
-        self.count += int(selected.sum())
+        self.record(
+            batch.keys[selected],
+            shapley_l2=(estimate - reference).norm(dim=1),
+            shapley_pearson=pearson_rows(estimate, reference),
+            shapley_spearman=spearman_rows(estimate, reference),
+            reference_std=std.double().mean(1).to(estimate.device),
+        )
 
-    def compute(self) -> dict[str, torch.Tensor]:
-        count = self.count.clamp_min(1)
+    @classmethod
+    def aggregate(cls, weights, values) -> dict:
         return {
-            "shapley_l2": (self.l2_sum / count).float(),
-            "shapley_pearson": (self.pearson_sum / count).float(),
-            "shapley_spearman": (self.spearman_sum / count).float(),
-            "reference_std": (self.std_sum / count).float(),
+            name: weighted_mean(weights, values[name]) for name in (*cls.columns, "reference_std")
         }

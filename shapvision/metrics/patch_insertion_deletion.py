@@ -2,15 +2,15 @@
 
 Patches are ordered by attribution (largest first); the insertion curve reveals the top k, the
 deletion curve removes them, k = 0..N; each point is the probability of the explained class under
-the masked forward (dropped tokens for a ViT). AUC = mean of the N + 1 points, as ViT-Shapley
-reports it. All 2 (N + 1) masked samples of an image go through the model together, so token
-packing fills rows with about N^2 / 2 kept tokens in all instead of N full forwards
-(``benchmarks/insertion_deletion.py`` measures the difference).
+the masked forward (dropped tokens for a ViT). AUC = mean of the N + 1 points of the mean curve, as
+ViT-Shapley reports it (the trapezoid rule differs only in halving the end points). All 2 (N + 1)
+masked samples of an image go through the model together, so token packing fills rows with about
+N^2 / 2 kept tokens in all instead of N full forwards (``benchmarks/insertion_deletion.py``).
 """
 
 import torch
 
-from shapvision.metrics.insertion_deletion import InsertionDeletion
+from shapvision.metrics.per_image import PerImageMetric, weighted_mean
 from shapvision.models.masked_backbone import repeat_per_mask
 
 
@@ -34,17 +34,28 @@ def packed_curves(batch, attribution: torch.Tensor) -> tuple[torch.Tensor, torch
     return scores[:, 0], scores[:, 1]
 
 
-class PatchInsertionDeletion(InsertionDeletion):
+class PatchInsertionDeletion(PerImageMetric):
     columns = ("insertion_patches", "deletion_patches")
+    higher_is_better = {"insertion_patches": True, "deletion_patches": False}
+
+    def __init__(self, num_patches: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_patches = num_patches
+
+    def field_sizes(self) -> dict[str, int]:
+        return {"insertion_curve": self.num_patches + 1, "deletion_curve": self.num_patches + 1}
 
     def update(self, batch, attribution) -> None:
-        super().update(*packed_curves(batch, batch.patch_values(attribution)))
+        insertion, deletion = packed_curves(batch, batch.patch_values(attribution))
+        self.record(batch.keys, insertion_curve=insertion, deletion_curve=deletion)
 
-    def compute(self) -> dict[str, torch.Tensor]:
-        result = super().compute()
+    @classmethod
+    def aggregate(cls, weights, values) -> dict:
+        insertion = weighted_mean(weights, values["insertion_curve"])
+        deletion = weighted_mean(weights, values["deletion_curve"])
         return {
-            "insertion_patches": result["insertion_auc"],
-            "deletion_patches": result["deletion_auc"],
-            "insertion_curve": result["insertion_curve"],
-            "deletion_curve": result["deletion_curve"],
+            "insertion_patches": insertion.mean(-1),
+            "deletion_patches": deletion.mean(-1),
+            "insertion_curve": insertion,
+            "deletion_curve": deletion,
         }

@@ -5,26 +5,19 @@
 - RRA = |top-K pixels by relevance, K = |mask|, that lie in the mask| / K (Quantus's K, without its
   known bug of K = len(s)).
 Images whose mask is empty, or (RMA) whose map has no positive relevance, are undefined: counted in
-``localisation_undefined`` and left out of the means. Higher is better for both.
+``rma_undefined`` / ``rra_undefined`` and left out of the means. Higher is better for both.
 """
 
 import torch
-from torchmetrics import Metric
+
+from shapvision.metrics.per_image import PerImageMetric
 
 
-class RelevanceLocalisation(Metric):
-    full_state_update = False
+class RelevanceLocalisation(PerImageMetric):
     columns = ("rma", "rra")
+    fields = {"rma": 0, "rra": 0}
+    higher_is_better = {"rma": True, "rra": True}
     per_caption = True  # image-text evaluation scores every caption of an image against its region
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        for name in ("rma_sum", "rra_sum"):
-            self.add_state(
-                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
-            )
-        for name in ("rma_count", "rra_count", "undefined"):
-            self.add_state(name, default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, batch, attribution) -> None:
         if batch.gt_mask is None:
@@ -36,20 +29,12 @@ class RelevanceLocalisation(Metric):
         size = gt.sum(1)
         positive = relevance.clamp_min(0)
         total = positive.sum(1)
-        rma_defined = (size > 0) & (total > 0)
         rma = (positive * gt).sum(1) / total.clamp_min(1e-300)
         rank = relevance.argsort(dim=1, descending=True, stable=True).argsort(1)
         rra = ((rank < size.unsqueeze(1)) & gt).sum(1).double() / size.clamp_min(1)
-        rra_defined = size > 0
-        self.rma_sum += rma[rma_defined].sum()
-        self.rra_sum += rra[rra_defined].sum()
-        self.rma_count += int(rma_defined.sum())
-        self.rra_count += int(rra_defined.sum())
-        self.undefined += int((~rma_defined).sum())
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        return {
-            "rma": (self.rma_sum / self.rma_count.clamp_min(1)).float(),
-            "rra": (self.rra_sum / self.rra_count.clamp_min(1)).float(),
-            "localisation_undefined": self.undefined.float(),
-        }
+        nan = torch.tensor(float("nan"), dtype=torch.float64, device=rma.device)
+        self.record(
+            batch.keys,
+            rma=torch.where((size > 0) & (total > 0), rma, nan),
+            rra=torch.where(size > 0, rra, nan),
+        )

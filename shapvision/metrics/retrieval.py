@@ -3,7 +3,8 @@
 Protocol (BLIP ``train_retrieval.py::itm_eval``, CLIP_benchmark ``zeroshot_retrieval.py``): every image
 is scored against every caption of the split. Text -> image: the rank of the caption's own image.
 Image -> text: the best rank among the image's captions (an image has several). R@K = fraction of
-queries whose rank is < K. Ranks count the strictly better candidates, so a tie goes to the query.
+queries whose rank is < K, ties broken at random and counted in expectation (our choice, see
+:func:`retrieval_recalls`): an uninformative model scores chance.
 open_clip's ``get_clip_metrics`` pairs images and captions 1:1 and is not this protocol.
 
 Embeddings are gathered from every rank (``dist_reduce_fx="cat"``) together with their dataset
@@ -14,35 +15,52 @@ result equals the single-process one.
 import torch
 from torchmetrics import Metric
 
-
-def first_occurrence(index: torch.Tensor) -> torch.Tensor:
-    """Positions of the first occurrence of every distinct value of ``index``, in increasing value order."""
-    order = torch.argsort(index, stable=True)
-    sorted_index = index[order]
-    first = torch.ones_like(sorted_index, dtype=torch.bool)
-    first[1:] = sorted_index[1:] != sorted_index[:-1]
-    return order[first]
+from shapvision.metrics.per_image import first_occurrence
 
 
-def retrieval_ranks(
-    similarity: torch.Tensor, caption_image: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ranks ``(T,)`` text -> image and ``(I,)`` image -> text from a similarity ``(I, T)``.
+def log_binomial(n: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    return torch.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
 
-    ``caption_image[t]`` is the row (image) of caption t. Every image needs at least one caption.
+
+def retrieval_recalls(
+    similarity: torch.Tensor, caption_image: torch.Tensor, ks: tuple[int, ...]
+) -> dict[str, torch.Tensor]:
+    """Per query, the probability that it retrieves its own within the top K, ties broken at random:
+    ``t2i_r{K}`` ``(T,)`` and ``i2t_r{K}`` ``(I,)`` from a similarity ``(I, T)``.
+
+    ``caption_image[t]`` is the row (image) of caption t; every image needs at least one caption.
+    Text -> image: with g images strictly above the caption's own and e others tied with it, the
+    own image's place is uniform over g .. g + e, so P(rank < K) = clamp(K - g, 0, e + 1) / (e + 1).
+    Image -> text: with g captions strictly above the image's best own caption, and o own and e other
+    captions tied at that score, the first own caption comes after j of the tied others with
+    P(j >= m) = C(e, m) / C(e + o, m). Counting ties for the query, as we did, scored R@1 = 1 on an
+    all-identical input (the 0 % point of retrieval insertion); this gives chance.
     """
-    num_images = similarity.shape[0]
-    columns = torch.arange(similarity.shape[1], device=similarity.device)
-    own = similarity[caption_image, columns]
-    text_to_image = (similarity > own.unsqueeze(0)).sum(0)
-    per_caption = (similarity[caption_image] > own.unsqueeze(1)).sum(1)
-    image_to_text = torch.full(
-        (num_images,), similarity.shape[1], dtype=per_caption.dtype, device=similarity.device
-    )
-    image_to_text = image_to_text.scatter_reduce(0, caption_image, per_caption, reduce="amin")
-    if bool((image_to_text == similarity.shape[1]).any()):
+    similarity = similarity.double()
+    num_images, num_texts = similarity.shape
+    columns = torch.arange(num_texts, device=similarity.device)
+    own_score = similarity[caption_image, columns]
+    above = (similarity > own_score).sum(0).double()
+    tied = (similarity == own_score).sum(0).double() - 1
+    own = torch.zeros_like(similarity, dtype=torch.bool)
+    own[caption_image, columns] = True
+    if not bool(own.any(1).all()):
         raise ValueError("every image needs at least one caption for image -> text retrieval")
-    return text_to_image, image_to_text
+    best = similarity.masked_fill(~own, float("-inf")).max(1, keepdim=True).values
+    image_above = (similarity > best).sum(1).double()
+    at_best = similarity == best
+    own_tied, other_tied = (at_best & own).sum(1).double(), (at_best & ~own).sum(1).double()
+    out = {}
+    for k in ks:
+        out[f"t2i_r{k}"] = torch.minimum((k - above).clamp(0), tied + 1) / (tied + 1)
+        m = k - image_above
+        later = torch.exp(
+            log_binomial(other_tied, m.clamp(0, None).minimum(other_tied))
+            - log_binomial(other_tied + own_tied, m.clamp(0, None).minimum(other_tied))
+        )
+        later = torch.where(m > other_tied, torch.zeros_like(later), later)
+        out[f"i2t_r{k}"] = torch.where(m <= 0, torch.zeros_like(later), 1 - later)
+    return out
 
 
 class ImageTextRetrieval(Metric):
@@ -88,9 +106,5 @@ class ImageTextRetrieval(Metric):
         caption_image = torch.tensor(
             [row_of[int(i)] for i in text_image.tolist()], device=texts.device
         )
-        t2i, i2t = retrieval_ranks(images @ texts.T, caption_image)
-        result = {}
-        for k in self.ks:
-            result[f"t2i_r{k}"] = (t2i < k).float().mean()
-            result[f"i2t_r{k}"] = (i2t < k).float().mean()
-        return result
+        recalls = retrieval_recalls(images @ texts.T, caption_image, self.ks)
+        return {name: value.mean().float() for name, value in recalls.items()}

@@ -6,7 +6,10 @@ with uniform random RGB, insertion starts from an all-black image and reveals th
 the protocol is ours: at each point every test image is perturbed by its own heatmap (conditioned
 on its first caption), T2I / I2T R@1 and R@5 are recomputed against the unchanged captions, and the
 curves' trapezoid AUC (fraction axis 0 .. 0.5, divided by 0.5 so that a flat curve at r gives r)
-is reported. Higher is better for insertion, lower for deletion.
+is reported, with a 95 % bootstrap interval over the queries (captions for t2i, images for i2t).
+Recall counts ties at random in expectation (:func:`shapvision.metrics.retrieval.retrieval_recalls`):
+at the 0 % insertion point every image is the same black image and R@1 is chance (1 / images for
+t2i), where counting ties for the query gave 1.0 and inflated every method's insertion AUC. Higher is better for insertion, lower for deletion.
 
 ``black`` and the uniform noise are given in the data's normalised space (``pixel_mean`` /
 ``pixel_std``: the data module's normalisation). Random draws are seeded per image (dataset index),
@@ -16,8 +19,10 @@ so DDP gives the single-process figures.
 import torch
 from torchmetrics import Metric
 
+from shapvision.metrics.bootstrap import bootstrap_interval
 from shapvision.metrics.explanation_batch import pixel_ranks
-from shapvision.metrics.retrieval import first_occurrence, retrieval_ranks
+from shapvision.metrics.per_image import first_occurrence, weighted_mean
+from shapvision.metrics.retrieval import retrieval_recalls
 
 FRACTIONS = tuple(i / 20 for i in range(11))  # 0, 5 %, ..., 50 %
 RECALLS = ("t2i_r1", "t2i_r5", "i2t_r1", "i2t_r5")
@@ -51,10 +56,19 @@ class RetrievalInsertionDeletion(Metric):
 
     full_state_update = False
     columns = tuple(f"{mode}_{r}" for mode in ("insertion", "deletion") for r in RECALLS)
+    higher_is_better = {column: column.startswith("insertion") for column in columns}
 
-    def __init__(self, pixel_mean=(0.0, 0.0, 0.0), pixel_std=(1.0, 1.0, 1.0), **kwargs):
+    def __init__(
+        self,
+        pixel_mean=(0.0, 0.0, 0.0),
+        pixel_std=(1.0, 1.0, 1.0),
+        resamples: int = 1000,
+        confidence: float = 0.95,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.pixel_mean, self.pixel_std = tuple(pixel_mean), tuple(pixel_std)
+        self.resamples, self.confidence = resamples, confidence
         for name in ("image_index", "texts", "text_index", "text_image_index"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
         for mode in ("insertion", "deletion"):
@@ -95,22 +109,31 @@ class RetrievalInsertionDeletion(Metric):
         caption_image = torch.tensor(
             [row_of[int(i)] for i in text_image.tolist()], device=texts.device
         )
+        fractions = torch.tensor(FRACTIONS, dtype=torch.float64)
         result = {}
         for mode in ("insertion", "deletion"):
-            curves = {r: [] for r in RECALLS}
-            for k in range(len(FRACTIONS)):
-                images = cat(getattr(self, f"{mode}_{k}"))[keep_images]
-                t2i, i2t = retrieval_ranks(images @ texts.T, caption_image)
-                for name, ranks, cutoff in (
-                    ("t2i_r1", t2i, 1),
-                    ("t2i_r5", t2i, 5),
-                    ("i2t_r1", i2t, 1),
-                    ("i2t_r5", i2t, 5),
-                ):
-                    curves[name].append((ranks < cutoff).float().mean())
-            fractions = torch.tensor(FRACTIONS)
-            for name, points in curves.items():
-                curve = torch.stack(points).cpu()
-                result[f"{mode}_{name}"] = torch.trapezoid(curve, fractions) / FRACTIONS[-1]
-                result[f"{mode}_{name}_curve"] = curve
+            points = [
+                retrieval_recalls(
+                    cat(getattr(self, f"{mode}_{k}"))[keep_images] @ texts.T, caption_image, (1, 5)
+                )
+                for k in range(len(FRACTIONS))
+            ]
+            for name in RECALLS:
+                # per query: its expected recall at each point, and the curve's normalised AUC
+                curves = torch.stack([p[name] for p in points], 1).cpu()
+                values = {
+                    "key": torch.arange(len(curves)),
+                    "auc": torch.trapezoid(curves, fractions, dim=1) / FRACTIONS[-1],
+                }
+                column = f"{mode}_{name}"
+                result[column] = values["auc"].mean().float()
+                low, high = bootstrap_interval(
+                    query_mean, values, "auc", self.resamples, self.confidence, 0
+                )
+                result[f"{column}_ci_low"], result[f"{column}_ci_high"] = low.float(), high.float()
+                result[f"{column}_curve"] = curves.mean(0).float()
         return result
+
+
+def query_mean(weights, values) -> dict:
+    return {"auc": weighted_mean(weights, values["auc"])}

@@ -8,9 +8,9 @@ W = 0 (constant salience) has no defined value: it is counted in ``saco_undefine
 """
 
 import torch
-from torchmetrics import Metric
 
 from shapvision.metrics.explanation_batch import pixel_ranks
+from shapvision.metrics.per_image import PerImageMetric
 
 
 def saco_scores(salience: torch.Tensor, drops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -22,20 +22,16 @@ def saco_scores(salience: torch.Tensor, drops: torch.Tensor) -> tuple[torch.Tens
     return (weight * upper).sum((1, 2)), (weight.abs() * upper).sum((1, 2))
 
 
-class SaCo(Metric):
-    full_state_update = False
+class SaCo(PerImageMetric):
     columns = ("saco",)
+    fields = {"saco": 0}
+    higher_is_better = {"saco": True}
 
     def __init__(self, num_groups: int = 10, **kwargs):
         super().__init__(**kwargs)
         if num_groups < 2:
             raise ValueError(f"SaCo num_groups must be >= 2, got {num_groups}")
         self.num_groups = num_groups
-        self.add_state(
-            "saco_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
-        )
-        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("undefined", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, batch, attribution) -> None:
         images, k = batch.images, self.num_groups
@@ -52,13 +48,5 @@ class SaCo(Metric):
         )
         drops = batch.original_probability(batch.target).double().unsqueeze(1) - probs
         f, total = saco_scores(group_salience, drops)
-        defined = total > 0
-        self.saco_sum += (f[defined] / total[defined]).sum()
-        self.count += int(defined.sum())
-        self.undefined += int((~defined).sum())
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        return {
-            "saco": (self.saco_sum / self.count.clamp_min(1)).float(),
-            "saco_undefined": self.undefined.float(),
-        }
+        saco = torch.where(total > 0, f / total.clamp_min(1e-300), float("nan"))
+        self.record(batch.keys, saco=saco)

@@ -7,34 +7,34 @@ Res; foreground = Res > mean(Res). Against the ground-truth mask (True = object)
 - mAP = mean over images of the average precision of the continuous scores [1 - Res, Res] against
   the one-hot ground truth, both channels pooled (torchmetrics' ``binary_average_precision``, the
   same step-wise AP as sklearn's ``average_precision_score``).
+A constant map carries no ranking: min-max has no range, so Res is 0.5 everywhere (every score
+ties, AP = the positive share of the pooled channels = 0.5, as Chefer's protocol scores a map that
+ranks nothing) and nothing is foreground. Clamping the range instead, as we did, gave Res = 0 and an
+AP equal to the background's share (0.76 on a typical mask), which rewarded the all-zero maps
+Grad-CAM often returns on a ViT.
 """
 
 import torch
-from torchmetrics import Metric
 from torchmetrics.functional.classification import binary_average_precision
+
+from shapvision.metrics.per_image import PerImageMetric, weighted_mean
+
+SUMS = ("correct", "labelled", "intersection_bg", "intersection_fg", "union_bg", "union_fg")
 
 
 def min_max(maps: torch.Tensor) -> torch.Tensor:
+    """Per-map min-max to [0, 1]; 0.5 everywhere on a constant map."""
     flat = maps.flatten(1)
     low, high = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
-    return ((flat - low) / (high - low).clamp_min(1e-12)).view_as(maps)
+    span = high - low
+    scaled = (flat - low) / span.clamp_min(1e-12)
+    return torch.where(span > 0, scaled, torch.full_like(flat, 0.5)).view_as(maps)
 
 
-class SegmentationScores(Metric):
-    full_state_update = False
+class SegmentationScores(PerImageMetric):
     columns = ("pixel_accuracy", "mAP", "mIoU")
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        for name in ("correct", "labelled", "ap_sum"):
-            self.add_state(
-                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
-            )
-        self.add_state(
-            "intersection", default=torch.zeros(2, dtype=torch.float64), dist_reduce_fx="sum"
-        )
-        self.add_state("union", default=torch.zeros(2, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+    fields = {**{name: 0 for name in SUMS}, "ap": 0}
+    higher_is_better = {"pixel_accuracy": True, "mAP": True, "mIoU": True}
 
     def update(self, batch, attribution) -> None:
         if batch.gt_mask is None:
@@ -45,20 +45,34 @@ class SegmentationScores(Metric):
         res = min_max(batch.pixel_map(attribution)).double()
         gt = batch.gt_mask.bool()
         predicted = res > res.flatten(1).mean(1).view(-1, 1, 1)
-        self.correct += (predicted == gt).sum()
-        self.labelled += gt.numel()
-        for c, (p, g) in enumerate(((~predicted, ~gt), (predicted, gt))):
-            self.intersection[c] += (p & g).sum()
-            self.union[c] += (p | g).sum()
-        for r, g in zip(res.flatten(1), gt.flatten(1).long(), strict=True):
-            scores, targets = torch.cat([1 - r, r]), torch.cat([1 - g, g])
-            self.ap_sum += binary_average_precision(scores, targets).double()
-        self.count += res.shape[0]
 
-    def compute(self) -> dict[str, torch.Tensor]:
-        iou = self.intersection / self.union.clamp_min(1)
+        def total(x):
+            return x.flatten(1).sum(1)
+
+        ap = torch.stack(
+            [
+                binary_average_precision(torch.cat([1 - r, r]), torch.cat([1 - g, g])).double()
+                for r, g in zip(res.flatten(1), gt.flatten(1).long(), strict=True)
+            ]
+        )
+        self.record(
+            batch.keys,
+            correct=total(predicted == gt),
+            labelled=total(torch.ones_like(gt)),
+            intersection_bg=total(~predicted & ~gt),
+            intersection_fg=total(predicted & gt),
+            union_bg=total(~predicted | ~gt),
+            union_fg=total(predicted | gt),
+            ap=ap,
+        )
+
+    @classmethod
+    def aggregate(cls, weights, values) -> dict:
+        sums = {name: weights @ values[name] for name in SUMS}
+        iou_bg = sums["intersection_bg"] / sums["union_bg"].clamp_min(1)
+        iou_fg = sums["intersection_fg"] / sums["union_fg"].clamp_min(1)
         return {
-            "pixel_accuracy": (self.correct / self.labelled.clamp_min(1)).float(),
-            "mAP": (self.ap_sum / self.count.clamp_min(1)).float(),
-            "mIoU": iou.mean().float(),
+            "pixel_accuracy": sums["correct"] / sums["labelled"].clamp_min(1),
+            "mAP": weighted_mean(weights, values["ap"]),
+            "mIoU": (iou_bg + iou_fg) / 2,
         }

@@ -3,36 +3,36 @@
 Patches (the natural superpixels of a patch model; the reference uses 25 SLIC superpixels) are
 occluded in order of their attribution: most influential first (MIF) and least influential first
 (LIF), at every fraction k / N. y(f) = softmax probability of the label class (``which_target: label``;
-the explained class where there is no label), occluded pixels set to 0 (the mean, the reference's
-constant imputer). SRG = integral over [0, 1] of y_LIF - y_MIF (trapezoid on the linear interpolation,
-what ``scipy.integrate.quad`` computes on it). Higher is better.
+the explained class where there is no label), occluded pixels set to ``fill`` (0, the mean, the
+reference's constant imputer; or one value per channel). SRG = integral over [0, 1] of
+y_LIF - y_MIF (trapezoid on the linear interpolation, what ``scipy.integrate.quad`` computes on it).
+Higher is better.
 
-R-SRG is not defined in any code we could find; ours is the *relative* SRG, each image's SRG divided
-by its score range y(x) - y(all occluded), so that models of different confidence compare
-(an image with no range is counted in ``r_srg_undefined``). Our choice, documented in docs/evaluation.md.
+R-SRG is not defined in any code we could find. Ours (documented in docs/evaluation.md) is SRG
+relative to the *dataset's* score span: sum_i SRG_i / sum_i |y_i(x) - y_i(all occluded)|. Dividing
+per image, as we first did, flips the sign where an image's span is negative and explodes where it is
+near zero; the dataset ratio keeps SRG's sign, is bounded where SRG is (|R-SRG| <= max |SRG_i| /
+mean |span_i|), and is resampled as a ratio by the bootstrap. Undefined (NaN) only if no image
+changes its score at all.
 """
 
 import torch
-from torchmetrics import Metric
 
+from shapvision.metrics.explanation_batch import as_fill
 from shapvision.metrics.patch_insertion_deletion import curve_masks
+from shapvision.metrics.per_image import PerImageMetric, weighted_mean
 from shapvision.metrics.pixel_insertion_deletion import trapezoid_auc
 from shapvision.models.masked_backbone import pixel_mask, repeat_per_mask
 
 
-class SymmetricRelevanceGain(Metric):
-    full_state_update = False
+class SymmetricRelevanceGain(PerImageMetric):
     columns = ("srg", "r_srg")
+    fields = {"srg": 0, "span": 0}
+    higher_is_better = {"srg": True, "r_srg": True}
 
-    def __init__(self, fill: float = 0.0, **kwargs):
+    def __init__(self, fill: float | list[float] = 0.0, **kwargs):
         super().__init__(**kwargs)
-        self.fill = fill
-        for name in ("srg_sum", "r_srg_sum"):
-            self.add_state(
-                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
-            )
-        for name in ("count", "r_count", "r_undefined"):
-            self.add_state(name, default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.fill = fill if isinstance(fill, int | float) else tuple(fill)
 
     def update(self, batch, attribution) -> None:
         model, images = batch.model, batch.images
@@ -42,21 +42,17 @@ class SymmetricRelevanceGain(Metric):
         size, steps, n = mif_keep.shape
         keep = torch.cat([mif_keep, lif_keep], 1).reshape(-1, n)
         kept = pixel_mask(keep, model.grid_size, model.patch_size).to(images.dtype)
-        occluded = repeat_per_mask(images, 2 * steps) * kept + self.fill * (1 - kept)
+        fill = as_fill(self.fill, images)
+        occluded = repeat_per_mask(images, 2 * steps) * kept + fill * (1 - kept)
         classes = batch.label_or_target.repeat_interleave(2 * steps)
         y = batch.probabilities(occluded, classes).view(size, 2, steps).double()
-        srg = trapezoid_auc(y[:, 1] - y[:, 0])
-        span = y[:, 0, 0] - y[:, 0, -1]
-        defined = span.abs() > 1e-12
-        self.srg_sum += srg.sum()
-        self.count += size
-        self.r_srg_sum += (srg[defined] / span[defined]).sum()
-        self.r_count += int(defined.sum())
-        self.r_undefined += int((~defined).sum())
+        self.record(batch.keys, srg=trapezoid_auc(y[:, 1] - y[:, 0]), span=y[:, 0, 0] - y[:, 0, -1])
 
-    def compute(self) -> dict[str, torch.Tensor]:
+    @classmethod
+    def aggregate(cls, weights, values) -> dict:
+        span = weights @ values["span"].abs()
+        srg_total = weights @ values["srg"]
         return {
-            "srg": (self.srg_sum / self.count.clamp_min(1)).float(),
-            "r_srg": (self.r_srg_sum / self.r_count.clamp_min(1)).float(),
-            "r_srg_undefined": self.r_undefined.float(),
+            "srg": weighted_mean(weights, values["srg"]),
+            "r_srg": torch.where(span > 0, srg_total / span.clamp_min(1e-300), float("nan")),
         }

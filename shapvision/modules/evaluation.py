@@ -25,10 +25,11 @@ from typing import Literal
 
 import torch
 import torch.distributed as dist
-from torchmetrics.classification import MulticlassAccuracy
 
 from shapvision.attribution import ExplainedModel, ExplainerValues, create_method
 from shapvision.metrics import NEEDS_MASKS, ExplanationBatch, create_metric
+from shapvision.metrics.table_cells import median_ranks, metric_cells
+from shapvision.metrics.top1_accuracy import Top1Accuracy
 from shapvision.modules.base import ShapleyModule
 from shapvision.modules.checkpoints import load_module
 
@@ -125,13 +126,14 @@ class Evaluation(ShapleyModule):
                 for method in self.methods
             }
         )
-        self.accuracy = MulticlassAccuracy(module.hparams.num_classes, average="micro")
+        self.accuracy = Top1Accuracy(resamples=0)
         self.register_buffer(
             "seconds", torch.zeros(len(self.methods), dtype=torch.float64), persistent=False
         )
         self.register_buffer("images_seen", torch.zeros((), dtype=torch.float64), persistent=False)
         self.table: list[dict] = []
         self.examples: list[dict] = []
+        self.per_image: dict[str, dict[str, dict]] = {}
 
     @staticmethod
     def _check_data(module, num_classes, img_size) -> None:
@@ -174,7 +176,7 @@ class Evaluation(ShapleyModule):
         with torch.no_grad():
             logits = self.model.logits(images)
         if labels is not None:
-            self.accuracy.update(logits, labels)
+            self.accuracy.update(index, logits, labels)
         if self.hparams.target == "label":
             if labels is None:
                 raise ValueError("model.init_args.target=label, but this data has no labels")
@@ -227,24 +229,42 @@ class Evaluation(ShapleyModule):
     def on_test_epoch_end(self) -> None:
         seconds = self.all_gather(self.seconds).reshape(-1, len(self.methods)).sum(0)
         images = self.all_gather(self.images_seen).sum().clamp_min(1)
-        accuracy = float(self.accuracy.compute()) if self.accuracy.update_called else None
+        accuracy = (
+            float(self.accuracy.compute()["accuracy"]) if self.accuracy.update_called else None
+        )
         self.accuracy.reset()
         if accuracy is not None:
             self.log("test/acc", accuracy)
-        table = []
-        for j, (name, method) in enumerate(self.methods.items()):
-            row = {"method": name, "library": method.library}
-            for metric in self.scores[name].values():
-                values = metric.compute()
-                for column in metric.columns:
-                    row[column] = float(values[column])
-                    self.log(f"test/{name}/{column}", row[column])
-                for extra, value in values.items():
-                    if extra not in metric.columns and value.numel() == 1:
-                        row[extra] = float(value)
-                metric.reset()
-            row["ms_per_image"] = 1000 * float(seconds[j] / images)
-            table.append(row)
-        self.table = table
+        self.table, self.per_image = score_table(
+            self, self.methods, seconds / images, "ms_per_image"
+        )
         self.test_accuracy = accuracy
         self.examples = gather_examples(self.examples)
+
+
+def score_table(module, methods: dict, seconds_per_item, time_column: str, extra_metrics=None):
+    """Rows of the evaluation table (a row per method: cells with bootstrap bounds, the time per item,
+    the median rank across metrics) and the per-image values ``{method: {metric: values}}``; every
+    metric is logged as ``test/<method>/<column>`` and reset."""
+    table, per_image, directions = [], {}, {}
+    for j, (name, method) in enumerate(methods.items()):
+        row = {"method": name, "library": method.library}
+        per_image[name] = {}
+        metrics = dict(module.scores[name].items())
+        metrics.update((extra_metrics or {}).get(name, {}))
+        for metric_name, metric in metrics.items():
+            values = metric.compute()
+            row.update(metric_cells(metric, values))
+            for column in metric.columns:
+                module.log(f"test/{name}/{column}", row[column])
+            directions.update(getattr(metric, "higher_is_better", {}))
+            if "per_image" in values:
+                per_image[name][metric_name] = {
+                    k: v.detach().cpu() for k, v in values["per_image"].items()
+                }
+            metric.reset()
+        row[time_column] = 1000 * float(seconds_per_item[j])
+        table.append(row)
+    for row, rank in zip(table, median_ranks(table, directions), strict=True):
+        row["median_rank"] = rank
+    return table, per_image

@@ -29,7 +29,7 @@ from shapvision.metrics.retrieval_insertion_deletion import RetrievalInsertionDe
 from shapvision.models.masked_backbone import pixel_mask
 from shapvision.modules.base import ShapleyModule
 from shapvision.modules.checkpoints import load_module
-from shapvision.modules.evaluation import gather_examples
+from shapvision.modules.evaluation import gather_examples, score_table
 
 CHECKPOINT_OPTION = "model.init_args.checkpoint"
 EXPLANATION_METRICS = ("localisation", "shapley_accuracy", "insertion_deletion_patches")
@@ -111,6 +111,7 @@ class ImageTextEvaluation(ShapleyModule):
         self.examples: list[dict] = []
         self.test_accuracy = None
         self.model_metrics: dict[str, float] = {}
+        self.per_image: dict[str, dict[str, dict]] = {}
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -169,6 +170,7 @@ class ImageTextEvaluation(ShapleyModule):
                 gt_mask=gt,
                 chunk=self.hparams.forward_chunk,
                 cache=cache,
+                key=index * captions + j,  # each (image, caption) pair counted once
             )
             attributions = {}
             for k, (name, method) in enumerate(self.methods.items()):
@@ -217,19 +219,14 @@ class ImageTextEvaluation(ShapleyModule):
             self.retrieval.reset()
         seconds = self.all_gather(self.seconds).reshape(-1, max(len(self.methods), 1)).sum(0)
         pairs = self.all_gather(self.pairs_seen).sum().clamp_min(1)
-        table = []
-        for k, (name, method) in enumerate(self.methods.items()):
-            row = {"method": name, "library": method.library}
-            metrics = list(self.scores[name].values())
-            if name in self.retrieval_insdel:
-                metrics.append(self.retrieval_insdel[name])
-            for metric in metrics:
-                values = metric.compute()
-                for column in metric.columns:
-                    row[column] = float(values[column])
-                    self.log(f"test/{name}/{column}", row[column])
-                metric.reset()
-            row["ms_per_pair"] = 1000 * float(seconds[k] / pairs)
-            table.append(row)
-        self.table = table
+        self.table, self.per_image = score_table(
+            self,
+            self.methods,
+            seconds / pairs,
+            "ms_per_pair",
+            {
+                name: {"retrieval_insertion_deletion": m}
+                for name, m in self.retrieval_insdel.items()
+            },
+        )
         self.examples = gather_examples(self.examples)
