@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BENCH_ENV) $(BIN)/python benchmarks/svo_step.py
 	$(BENCH_ENV) $(BIN)/python benchmarks/insertion_deletion.py --backbone vit_small_patch16_224 --chunk 64 --repeats 1 --no-warmup
 	$(BENCH_ENV) $(BIN)/python benchmarks/svo_clip_step.py
+	$(BENCH_ENV) $(BIN)/python benchmarks/quantus_curves.py --images 2
 	$(BIN)/python benchmarks/shard_decoding.py
 
 SV := $(BIN)/shapvision

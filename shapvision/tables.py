@@ -7,6 +7,9 @@ Every run is ``shapvision test --config TRAINER --config RUN [options after --]`
 ``OUT/<run>/`` (evaluation.csv / .md / .json, heatmaps.png, TensorBoard); the merged table, a row per
 (model, method) with the table's columns, goes to ``OUT/table.md`` and ``OUT/table.csv``.
 ``--checkpoints`` and ``--data`` set ${CHECKPOINTS} and ${SHAPVISION_DATA}, which the configs use.
+Every cell carries its 95 % bootstrap interval over images. ``--compare A B`` adds, for every run
+that has both methods, a paired bootstrap test per column on the images both were scored on
+(``OUT/comparison.md`` / ``.csv``); with ``--no-run`` it reads the runs already in OUT.
 """
 
 import argparse
@@ -19,7 +22,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from shapvision.callbacks.evaluation_table import markdown_table
+from shapvision.metrics.bootstrap import paired_bootstrap
+from shapvision.metrics.registry import METRICS
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,11 @@ TABLES = {
             "pixel_accuracy",
             "mAP",
             "mIoU",
+            "efficiency_gap",
+            "sparseness",
+            "max_sensitivity",
+            "mprt_spearman",
+            "mprt_ssim",
             "ms_per_image",
         ),
     ),
@@ -271,6 +283,50 @@ def run_table(name: str, out: Path, extra: list[str], env: dict[str, str], jobs:
     return text
 
 
+def compare_methods(name: str, out: Path, a: str, b: str, resamples: int = 2000) -> str:
+    """Paired bootstrap of methods ``a`` and ``b`` in every run of the table that scored both."""
+    rows = []
+    for key in TABLES[name].runs:
+        path = out / run_name(key) / "per_image.pt"
+        if not path.is_file():
+            continue
+        per_image = torch.load(path)
+        if a not in per_image or b not in per_image:
+            continue
+        for metric, values in per_image[a].items():
+            if metric not in per_image[b] or metric not in METRICS:
+                continue
+            test = paired_bootstrap(METRICS[metric], values, per_image[b][metric], resamples)
+            for column, result in test.items():
+                rows.append(
+                    {
+                        "model": key,
+                        "column": column,
+                        a: result["a"],
+                        b: result["b"],
+                        "difference": result["difference"],
+                        "p_value": result["p_value"],
+                        "images": result["images"],
+                    }
+                )
+    if not rows:
+        raise SystemExit(
+            f"shapvision.tables --compare: no run of {name!r} in {out} scored both {a!r} and {b!r} "
+            "(method row names as in evaluation.md)"
+        )
+    with open(out / "comparison.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    text = (
+        f"# {a} vs {b}: paired bootstrap over the images both were scored on ({resamples} resamples)\n\n"
+        + markdown_table(rows)
+        + "\np_value: two-sided, of no difference between the two methods on that column.\n"
+    )
+    (out / "comparison.md").write_text(text)
+    return text
+
+
 def split_passthrough(argv: list[str] | None) -> tuple[list[str], list[str]]:
     """A driver's own arguments, and those after ``--`` that it passes to every CLI run."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -294,7 +350,20 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="evaluation runs at a time, sharing the CPU cores (small models on a CPU run faster side by side)",
     )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        help="paired bootstrap p-values between methods A and B per column, on the same images",
+    )
+    parser.add_argument(
+        "--no-run",
+        action="store_true",
+        help="with --compare: read the runs already in OUT instead of running the table",
+    )
     args = parser.parse_args(argv)
+    if args.no_run and not args.compare:
+        parser.error("--no-run only applies with --compare")
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
     env = dict(os.environ)
@@ -304,8 +373,12 @@ def main(argv: list[str] | None = None) -> None:
         env["SHAPVISION_DATA"] = str(Path(args.data).expanduser().resolve())
     out = args.out or Path("runs/tables") / args.table
     out.mkdir(parents=True, exist_ok=True)
-    print(run_table(args.table, out, extra, env, args.jobs))
-    print(f"written: {out / 'table.md'}, {out / 'table.csv'}")
+    if not args.no_run:
+        print(run_table(args.table, out, extra, env, args.jobs))
+        print(f"written: {out / 'table.md'}, {out / 'table.csv'}")
+    if args.compare:
+        print(compare_methods(args.table, out, *args.compare))
+        print(f"written: {out / 'comparison.md'}, {out / 'comparison.csv'}")
 
 
 if __name__ == "__main__":

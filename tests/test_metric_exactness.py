@@ -214,3 +214,25 @@ def test_median_rank_follows_each_columns_direction():
     ]
     ranks = median_ranks(rows, {"insertion": True, "deletion": False, "aopc": True})
     assert ranks == [1.0, 2.0, 3.0]  # a: 1, 1, 1.5 (tied on aopc); b: 2, 3, 1.5; c: 3, 2, 3
+
+
+def test_segmentation_map_equals_sklearn_average_precision_per_image():
+    from sklearn.metrics import average_precision_score
+
+    from shapvision.metrics.segmentation import min_max
+
+    generator = torch.Generator().manual_seed(5)
+    gt = (torch.rand(4, 4, 4, generator=generator) > 0.6).float()
+    values = torch.randn(4, 4, generator=generator)
+    batch = explanation_batch(images(4), torch.arange(4), gt)
+    metric = SegmentationScores()
+    metric.update(batch, Attribution(values))
+    res = min_max(batch.pixel_map(Attribution(values))).double()
+    expected = [
+        average_precision_score(
+            np.concatenate([1 - g.flatten(), g.flatten()]),
+            np.concatenate([1 - r.flatten(), r.flatten()]),
+        )
+        for r, g in zip(res.numpy(), gt.numpy(), strict=True)
+    ]
+    np.testing.assert_allclose(metric.compute()["per_image"]["ap"].numpy(), expected, atol=1e-6)

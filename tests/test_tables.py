@@ -150,6 +150,22 @@ def test_svo_faithfulness_table(fixtures):
     ):
         assert row in table, table
     assert "| model | method | aopc | lodds | saco |" in table
+    # the paired comparison reads the runs just written: one row per column of every run with both
+    run_driver(
+        fixtures,
+        "shapvision.tables",
+        "svo-faithfulness",
+        "svo-faithfulness",
+        "--compare",
+        "game",
+        "random",
+        "--no-run",
+    )
+    comparison = (fixtures[2] / "svo-faithfulness" / "comparison.csv").read_text().splitlines()
+    assert comparison[0] == "model,column,game,random,difference,p_value,images"
+    rows = [line.split(",") for line in comparison[1:]]
+    assert {(r[0], r[1]) for r in rows} == {("ViT-B/16", c) for c in ("aopc", "lodds", "saco")}
+    assert all(0 < float(r[5]) <= 1 and int(r[6]) > 0 for r in rows)
 
 
 def test_svo_segmentation_table_on_the_mat_file(fixtures):

@@ -4,7 +4,7 @@ from shapvision.metrics.correlation import pearson_rows, spearman_rows
 from shapvision.metrics.explanation_batch import ExplanationBatch
 from shapvision.metrics.masked_agreement import MaskedAgreementByFraction
 from shapvision.metrics.per_image import PerImageMetric
-from shapvision.metrics.registry import METRICS, NEEDS_MASKS, create_metric
+from shapvision.metrics.registry import METRICS, NEEDS_MASKS, create_metric, update_metric
 from shapvision.metrics.shapley_accuracy import ShapleyAccuracy
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "NEEDS_MASKS",
     "ExplanationBatch",
     "create_metric",
+    "update_metric",
     "PerImageMetric",
     "MaskedAgreementByFraction",
     "ShapleyAccuracy",

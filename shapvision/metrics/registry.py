@@ -1,16 +1,25 @@
-"""Explanation metrics by name: adding one is one new file and one line here."""
+"""Explanation metrics by name: adding one is one new file and one line here.
+
+A metric's ``update(batch, attribution)`` sees the batch and one method's attribution; a metric that
+must run the method again (max-sensitivity, model randomisation, the efficiency check that reads
+what kind of values it returns) sets ``needs_method = True`` and gets it as a third argument.
+"""
 
 import inspect
 
 from torchmetrics import Metric
 
 from shapvision.metrics.aopc_lodds import AOPCLOdds
+from shapvision.metrics.efficiency import EfficiencyGap
 from shapvision.metrics.explanation_shapley_accuracy import ExplanationShapleyAccuracy
+from shapvision.metrics.max_sensitivity import MaxSensitivity
+from shapvision.metrics.model_randomisation import ModelRandomisation
 from shapvision.metrics.patch_insertion_deletion import PatchInsertionDeletion
 from shapvision.metrics.pixel_insertion_deletion import PixelInsertionDeletion
 from shapvision.metrics.relevance_localisation import RelevanceLocalisation
 from shapvision.metrics.saco import SaCo
 from shapvision.metrics.segmentation import SegmentationScores
+from shapvision.metrics.sparseness import Sparseness
 from shapvision.metrics.srg import SymmetricRelevanceGain
 
 METRICS: dict[str, type[Metric]] = {
@@ -22,6 +31,10 @@ METRICS: dict[str, type[Metric]] = {
     "srg": SymmetricRelevanceGain,
     "localisation": RelevanceLocalisation,
     "shapley_accuracy": ExplanationShapleyAccuracy,
+    "efficiency": EfficiencyGap,
+    "sparseness": Sparseness,
+    "max_sensitivity": MaxSensitivity,
+    "mprt": ModelRandomisation,
 }
 NEEDS_MASKS = ("segmentation", "localisation")
 
@@ -40,3 +53,10 @@ def create_metric(name: str, num_patches: int, **options) -> Metric:
         raise ValueError(
             f"bad options for metric {name!r} (model.init_args.metric_options.{name}): {err}"
         ) from err
+
+
+def update_metric(metric: Metric, batch, attribution, method) -> None:
+    if getattr(metric, "needs_method", False):
+        metric.update(batch, attribution, method)
+    else:
+        metric.update(batch, attribution)

@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 
 from shapvision.attribution import ExplainedModel, ExplainerValues, create_method
-from shapvision.metrics import NEEDS_MASKS, ExplanationBatch, create_metric
+from shapvision.metrics import NEEDS_MASKS, ExplanationBatch, create_metric, update_metric
 from shapvision.metrics.table_cells import median_ranks, metric_cells
 from shapvision.metrics.top1_accuracy import Top1Accuracy
 from shapvision.modules.base import ShapleyModule
@@ -202,7 +202,7 @@ class Evaluation(ShapleyModule):
             self.seconds[j] += time.perf_counter() - start
             attributions[name] = attribution
             for metric in self.scores[name].values():
-                metric.update(explanation_batch, attribution)
+                update_metric(metric, explanation_batch, attribution, method)
         self.images_seen += images.shape[0]
         self._keep_examples(images, target, index, attributions)
         return {

@@ -23,7 +23,7 @@ import torch
 
 from shapvision.attribution.caption_model import CaptionExplainedModel
 from shapvision.attribution.registry import create_method
-from shapvision.metrics import ExplanationBatch, create_metric
+from shapvision.metrics import ExplanationBatch, create_metric, update_metric
 from shapvision.metrics.retrieval import ImageTextRetrieval
 from shapvision.metrics.retrieval_insertion_deletion import RetrievalInsertionDeletion
 from shapvision.models.masked_backbone import pixel_mask
@@ -32,7 +32,13 @@ from shapvision.modules.checkpoints import load_module
 from shapvision.modules.evaluation import gather_examples, score_table
 
 CHECKPOINT_OPTION = "model.init_args.checkpoint"
-EXPLANATION_METRICS = ("localisation", "shapley_accuracy", "insertion_deletion_patches")
+EXPLANATION_METRICS = (
+    "localisation",
+    "shapley_accuracy",
+    "insertion_deletion_patches",
+    "sparseness",
+    "efficiency",
+)
 MODEL_METRICS = ("retrieval", "retrieval_insertion_deletion")
 
 
@@ -180,7 +186,7 @@ class ImageTextEvaluation(ShapleyModule):
                 attributions[name] = attribution
                 for metric in self.scores[name].values():
                     if j == 0 or getattr(metric, "per_caption", False):
-                        metric.update(explanation_batch, attribution)
+                        update_metric(metric, explanation_batch, attribution, method)
                 if j == 0 and name in self.retrieval_insdel:
                     self.retrieval_insdel[name].update(
                         images,
