@@ -93,6 +93,24 @@ def test_efficiency_gap_is_zero_for_exact_shapley_values_and_undefined_for_magni
     assert result["efficiency_gap"].isnan() and result["efficiency_gap_undefined"].item() == 1
 
 
+def test_efficiency_gap_on_the_logit_game_of_a_logit_explanation():
+    """SVO's votes are Shapley values of the logit game: scored on that game (link identity) they add up."""
+    image_batch = ExplanationBatch(IMAGE, torch.ones(1, dtype=torch.long), torch.arange(1), MODEL)
+
+    def logit_game(keep):
+        return MODEL.masked_logits(IMAGE.expand(len(keep), -1, -1, -1), keep)[:, 1]
+
+    exact = exact_shapley(logit_game, 4).float().view(1, 4)
+    signed = type("M", (), {"values": "signed"})()
+    gaps = {}
+    for link in ("identity", None):
+        metric = EfficiencyGap(link=link)
+        metric.update(image_batch, Attribution(exact), signed)
+        gaps[link] = metric.compute()["efficiency_gap"].item()
+    assert gaps["identity"] == pytest.approx(0.0, abs=1e-5)
+    assert gaps[None] > 1  # the probability game pays out less than 1; these values sum to 10
+
+
 def test_max_sensitivity_equals_quantus_with_the_same_noise():
     model, images, target, index = one_patch_setup()
     method = create_method("saliency", model)
