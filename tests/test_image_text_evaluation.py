@@ -103,6 +103,8 @@ def evaluation(folder, name, checkpoint, **options):
                 "localisation",
                 "shapley_accuracy",
                 "retrieval_insertion_deletion",
+                "sparseness",
+                "efficiency",
             ],
             "metric_options": {"shapley_accuracy": {"images": 1, "link": "identity"}},
             **options,
@@ -129,6 +131,9 @@ def test_svo_clip_fit_links_the_tokenizer_and_evaluation_is_the_same_under_ddp(s
     assert single.keys() == ddp.keys()
     for key, value in single.items():
         assert ddp[key] == pytest.approx(value, abs=1e-5), key
+    # SVO-CLIP's votes and KernelSHAP add up to the caption game's payout; random values do not
+    assert single["test/svo_clip/efficiency_gap"] < 1e-5
+    assert single["test/kernelshap/efficiency_gap"] < 1e-5 < single["test/random/efficiency_gap"]
     # KernelSHAP on the similarity game tracks its exact values; random does not
     assert single["test/kernelshap/shapley_pearson"] > 0.8 > single["test/random/shapley_pearson"]
     table = json.loads((folder / "single" / "evaluation.json").read_text())

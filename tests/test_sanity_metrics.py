@@ -48,6 +48,18 @@ def quantus_explain(name, **options):
     return explain
 
 
+def quantus_inputs(model, images, target, attribution) -> dict:
+    """The same model, images, classes and saliency explanations, as Quantus takes them."""
+    return {
+        "model": model.module,
+        "x_batch": images.numpy(),
+        "y_batch": target.numpy(),
+        "a_batch": as_pixels(attribution.patches),
+        "explain_func": quantus_explain("saliency"),
+        "device": "cpu",
+    }
+
+
 def test_sparseness_is_the_gini_index_and_equals_quantus():
     assert gini(torch.ones(1, 8)).item() == pytest.approx(0.0)
     assert gini(torch.eye(8)[:1]).item() == pytest.approx(7 / 8)
@@ -132,14 +144,7 @@ def test_max_sensitivity_equals_quantus_with_the_same_noise():
         normalise=False,
         abs=False,
         disable_warnings=True,
-    )(
-        model=model.module,
-        x_batch=images.numpy(),
-        y_batch=target.numpy(),
-        a_batch=as_pixels(attribution.patches),
-        explain_func=quantus_explain("saliency"),
-        device="cpu",
-    )
+    )(**quantus_inputs(model, images, target, attribution))
     np.testing.assert_allclose(ours, oracle, rtol=1e-4)
     assert (ours > 0).all()
 
@@ -159,14 +164,7 @@ def test_cascading_randomisation_equals_quantus_mprt_layer_by_layer():
     ours = result["per_image"]["spearman"].numpy()  # (images, stages)
     oracle = quantus.MPRT(
         layer_order="top_down", seed=42, abs=True, normalise=False, disable_warnings=True
-    )(
-        model=model.module,
-        x_batch=images.numpy(),
-        y_batch=target.numpy(),
-        a_batch=as_pixels(attribution.patches),
-        explain_func=quantus_explain("saliency"),
-        device="cpu",
-    )
+    )(**quantus_inputs(model, images, target, attribution))
     by_layer = [np.array(v) for k, v in oracle.items() if k != "original"]
     np.testing.assert_allclose(ours, np.stack(by_layer, 1), atol=1e-6)
     # random weights still read patch 6 alone: the gradient's support, hence the ranks, survive
