@@ -256,7 +256,8 @@ def run_table(name: str, out: Path, extra: list[str], env: dict[str, str], jobs:
     ]
     bounds = [c + bound for c in columns for bound in ("_ci_low", "_ci_high")]
     shown = [
-        {c: row.get(c, "") for c in columns + bounds if c in row or c in columns} for row in rows
+        {c: row.get(c, "") for c in columns} | {b: row[b] for b in bounds if b in row}
+        for row in rows
     ]
     with open(out / "table.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))

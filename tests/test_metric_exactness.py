@@ -13,7 +13,7 @@ from torchvision.transforms.functional import gaussian_blur
 from shapvision.attribution import Attribution
 from shapvision.metrics import ExplanationBatch
 from shapvision.metrics.aopc_lodds import AOPCLOdds
-from shapvision.metrics.bootstrap import bootstrap_interval, paired_bootstrap
+from shapvision.metrics.bootstrap import bootstrap_intervals, paired_bootstrap
 from shapvision.metrics.correlation import spearman_rows
 from shapvision.metrics.explanation_batch import remove_top_fractions
 from shapvision.metrics.pixel_insertion_deletion import PixelInsertionDeletion, rise_blur
@@ -187,7 +187,7 @@ def test_per_channel_fill_sets_each_channel_to_its_value():
 def test_bootstrap_interval_width_matches_the_standard_error_of_a_mean():
     aopc = torch.rand(400, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     values = {"key": torch.arange(400), "aopc": aopc, "lodds": aopc}
-    low, high = bootstrap_interval(AOPCLOdds.aggregate, values, "aopc", 2000, 0.95, 0)
+    low, high = bootstrap_intervals(AOPCLOdds.aggregate, values, ["aopc"], 2000, 0.95, 0)["aopc"]
     standard_error = aopc.std().item() / 20
     assert (high - low).item() / 2 == pytest.approx(1.96 * standard_error, rel=0.12)
     assert low < aopc.mean() < high

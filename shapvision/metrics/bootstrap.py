@@ -35,20 +35,24 @@ def resampled(aggregate, values: dict, columns, resamples: int, seed: int) -> di
     return {column: torch.cat(p) for column, p in parts.items()}
 
 
-def bootstrap_interval(
-    aggregate, values: dict, column: str, resamples: int, confidence: float, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The percentile interval of ``column`` of ``aggregate(weights, values)``; NaN bounds when there
-    are no images or no resamples."""
+def bootstrap_intervals(
+    aggregate, values: dict, columns, resamples: int, confidence: float, seed: int
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The percentile interval of each of ``columns`` of ``aggregate(weights, values)``, all from the
+    same resamples; NaN bounds when there are no images, no resamples or no defined draw."""
     nan = torch.tensor(float("nan"), dtype=torch.float64)
     if resamples == 0 or len(values["key"]) == 0:
-        return nan, nan
-    draws = resampled(aggregate, values, [column], resamples, seed)[column]
-    draws = draws[~draws.isnan()]
-    if not len(draws):
-        return nan, nan
+        return {column: (nan, nan) for column in columns}
     tail = (1 - confidence) / 2
-    return torch.quantile(draws, tail), torch.quantile(draws, 1 - tail)
+    out = {}
+    for column, draws in resampled(aggregate, values, columns, resamples, seed).items():
+        draws = draws[~draws.isnan()]
+        out[column] = (
+            (torch.quantile(draws, tail), torch.quantile(draws, 1 - tail))
+            if len(draws)
+            else (nan, nan)
+        )
+    return out
 
 
 def shared_images(a: dict, b: dict) -> tuple[dict, dict]:

@@ -10,7 +10,7 @@ N^2 / 2 kept tokens in all instead of N full forwards (``benchmarks/insertion_de
 
 import torch
 
-from shapvision.metrics.per_image import PerImageMetric, weighted_mean
+from shapvision.metrics.per_image import PerImageMetric, mean_curves
 from shapvision.models.masked_backbone import repeat_per_mask
 
 
@@ -51,11 +51,5 @@ class PatchInsertionDeletion(PerImageMetric):
 
     @classmethod
     def aggregate(cls, weights, values) -> dict:
-        insertion = weighted_mean(weights, values["insertion_curve"])
-        deletion = weighted_mean(weights, values["deletion_curve"])
-        return {
-            "insertion_patches": insertion.mean(-1),
-            "deletion_patches": deletion.mean(-1),
-            "insertion_curve": insertion,
-            "deletion_curve": deletion,
-        }
+        columns = {"insertion_curve": "insertion_patches", "deletion_curve": "deletion_patches"}
+        return mean_curves(weights, values, columns, lambda curve: curve.mean(-1))

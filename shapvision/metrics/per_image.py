@@ -17,7 +17,7 @@ with a paired bootstrap (:func:`shapvision.metrics.bootstrap.paired_bootstrap`).
 import torch
 from torchmetrics import Metric
 
-from shapvision.metrics.bootstrap import bootstrap_interval
+from shapvision.metrics.bootstrap import bootstrap_intervals
 
 
 def weighted_mean(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -28,6 +28,16 @@ def weighted_mean(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     total = weights @ torch.where(defined, values, 0.0)
     count = weights @ defined.to(weights.dtype)
     return total / count
+
+
+def mean_curves(weights: torch.Tensor, values: dict, columns: dict[str, str], area) -> dict:
+    """Insertion / deletion style columns: for each curve field, its mean curve (under the field's
+    name) and ``area(mean curve)`` under its column name."""
+    out = {}
+    for field, column in columns.items():
+        out[field] = weighted_mean(weights, values[field])
+        out[column] = area(out[field])
+    return out
 
 
 class PerImageMetric(Metric):
@@ -104,12 +114,18 @@ class PerImageMetric(Metric):
             name: value[0]
             for name, value in self.aggregate(torch.ones(1, images).double(), values).items()
         }
+        intervals = bootstrap_intervals(
+            self.aggregate,
+            values,
+            self.columns,
+            self.resamples,
+            self.confidence,
+            self.bootstrap_seed,
+        )
         result = {}
         for column in self.columns:
+            low, high = intervals[column]
             result[column] = point[column].float()
-            low, high = bootstrap_interval(
-                self.aggregate, values, column, self.resamples, self.confidence, self.bootstrap_seed
-            )
             result[f"{column}_ci_low"], result[f"{column}_ci_high"] = low.float(), high.float()
         for name, value in point.items():
             if name not in self.columns:

@@ -22,7 +22,7 @@ from scipy.ndimage import gaussian_filter
 from torchvision.transforms.functional import gaussian_blur
 
 from shapvision.metrics.explanation_batch import pixel_ranks
-from shapvision.metrics.per_image import PerImageMetric, weighted_mean
+from shapvision.metrics.per_image import PerImageMetric, mean_curves
 
 
 def trapezoid_auc(curve: torch.Tensor) -> torch.Tensor:
@@ -95,11 +95,5 @@ class PixelInsertionDeletion(PerImageMetric):
 
     @classmethod
     def aggregate(cls, weights, values) -> dict:
-        insertion = weighted_mean(weights, values["insertion_curve"])
-        deletion = weighted_mean(weights, values["deletion_curve"])
-        return {
-            "insertion_pixels": trapezoid_auc(insertion),
-            "deletion_pixels": trapezoid_auc(deletion),
-            "insertion_curve": insertion,
-            "deletion_curve": deletion,
-        }
+        columns = {"insertion_curve": "insertion_pixels", "deletion_curve": "deletion_pixels"}
+        return mean_curves(weights, values, columns, trapezoid_auc)

@@ -19,7 +19,7 @@ so DDP gives the single-process figures.
 import torch
 from torchmetrics import Metric
 
-from shapvision.metrics.bootstrap import bootstrap_interval
+from shapvision.metrics.bootstrap import bootstrap_intervals
 from shapvision.metrics.explanation_batch import pixel_ranks
 from shapvision.metrics.per_image import first_occurrence, weighted_mean
 from shapvision.metrics.retrieval import retrieval_recalls
@@ -127,9 +127,9 @@ class RetrievalInsertionDeletion(Metric):
                 }
                 column = f"{mode}_{name}"
                 result[column] = values["auc"].mean().float()
-                low, high = bootstrap_interval(
-                    query_mean, values, "auc", self.resamples, self.confidence, 0
-                )
+                low, high = bootstrap_intervals(
+                    query_mean, values, ["auc"], self.resamples, self.confidence, 0
+                )["auc"]
                 result[f"{column}_ci_low"], result[f"{column}_ci_high"] = low.float(), high.float()
                 result[f"{column}_curve"] = curves.mean(0).float()
         return result
