@@ -65,6 +65,8 @@ def explain_arguments(args: list[str]) -> list[str]:
         "--trainer.callbacks+=shapvision.explain.ShapleyPredictionWriter",
         "--trainer.callbacks.output_dir", out,
         "--trainer.logger", "false",
+        # Lightning writes the run's config.yaml to default_root_dir: beside the outputs, not the cwd
+        "--trainer.default_root_dir", out,
         *rest,
     ]  # fmt: skip
 

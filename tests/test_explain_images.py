@@ -43,6 +43,7 @@ def svo_checkpoint(tmp_path_factory) -> Path:
             "limit_val_batches": 1,
             "enable_progress_bar": False,
             "logger": False,
+            "default_root_dir": str(folder),  # the run's config.yaml lands here, not in the cwd
             "callbacks": [
                 {
                     "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
@@ -177,6 +178,7 @@ def test_explain_with_an_explainer_and_with_svo_clip_and_a_caption(tmp_path, run
     assert np.load(out / "000000_scene.npy").shape == (16, 10)
     scores = [t["score"] for t in record["top"]]  # the surrogate's probabilities, best first
     assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] and sum(scores) <= 1 + 1e-6
+    assert (out / "config.yaml").is_file() and not (ROOT / "config.yaml").exists()
 
     clip = ["--config", "experiments/digits_clip/trainer.yaml"]
     clip_checkpoint = ROOT / "runs" / "digits_clip" / "clip" / run_id / "best.ckpt"
