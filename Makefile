@@ -43,8 +43,8 @@ test-slurm: $(STAMP)
 	SHAPVISION_REQUIRE_SLURM=1 timeout 900 $(BIN)/python -m pytest -m slurm $(PYTEST_FLAGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check shapvision tests benchmarks
-	$(BIN)/ruff format --check shapvision tests benchmarks
+	$(BIN)/ruff check shapvision shapvision_drivers tests benchmarks
+	$(BIN)/ruff format --check shapvision shapvision_drivers tests benchmarks
 
 # By default glibc gives large freed blocks back to the OS (mmap'd blocks, heap trimming) and the next
 # step page-faults them in again; on this VM that adds up to 0.3x of a plain step to SVO's larger
@@ -74,8 +74,8 @@ endef
 demo: $(STAMP)
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory vitshapley-digits svo-vit-digits && \
-	$(BIN)/python -m shapvision.tables demo --out runs/demo && \
-	$(BIN)/python -m shapvision.report --runs runs/digits --table runs/demo --out runs/demo --elapsed "$$(( $$(date +%s) - start )) s (training, testing and evaluation, CPU)"
+	$(BIN)/python -m shapvision_drivers.tables demo --out runs/demo && \
+	$(BIN)/python -m shapvision_drivers.report --runs runs/digits --table runs/demo --out runs/demo --elapsed "$$(( $$(date +%s) - start )) s (training, testing and evaluation, CPU)"
 
 # The embedded image-text demo: a tiny CLIP from scratch on digit scenes, SVO-CLIP fine-tuned from it,
 # both evaluated (retrieval, caption explanations against the named digit, exact Shapley values).
@@ -85,7 +85,7 @@ demo-clip: $(STAMP)
 	@start=$$(date +%s); \
 	$(SVC) fit $(CLIP) --config experiments/digits_clip/clip.yaml && \
 	$(SVC) fit $(CLIP) --config experiments/digits_clip/svo_clip.yaml && \
-	$(BIN)/python -m shapvision.tables demo-clip --jobs 2 --out runs/demo_clip && \
+	$(BIN)/python -m shapvision_drivers.tables demo-clip --jobs 2 --out runs/demo_clip && \
 	echo "demo-clip: $$(( $$(date +%s) - start )) s; report: runs/demo_clip/table.md"
 
 vitshapley-digits: $(STAMP)
@@ -115,7 +115,7 @@ svo-ablation-digits: $(STAMP)
 	  $(SV) test $(DIGITS) $$opts --ckpt_path runs/digits/$$name/best.ckpt; \
 	  $(SV) test $(DIGITS) $(SVO_ABLATION_EVAL) --model.init_args.checkpoint runs/digits/$$name/best.ckpt --trainer.logger.init_args.save_dir runs/digits/$$name --trainer.logger.init_args.name evaluation --trainer.logger.init_args.version ""; \
 	done
-	$(BIN)/python -m shapvision.svo_ablation --runs runs/digits/svo_ablation --out docs/svo_ablation.md
+	$(BIN)/python -m shapvision_drivers.svo_ablation --runs runs/digits/svo_ablation --out docs/svo_ablation.md
 
 # Trained digits checkpoints as file targets: `make compare-digits` after `make demo` reuses them and
 # trains only what is missing (or older than the stage it is built from).
@@ -127,7 +127,7 @@ DIGITS_CHECKPOINTS := $(foreach s,explainer_fastshap explainer_simshap explainer
 
 # The full digits table: every method x every metric, for the surrogate (explained by the three
 # trained explainers and every post-hoc baseline) and for SVO-ViT; ink masks for localisation.
-TABLES := $(BIN)/python -m shapvision.tables
+TABLES := $(BIN)/python -m shapvision_drivers.tables
 compare-digits: $(DIGITS_CHECKPOINTS)
 	$(TABLES) compare-digits --out runs/compare-digits
 
@@ -152,7 +152,7 @@ table-vitshapley: $(STAMP)
 # EVA02-B-16 image tower (CLIP / SVO-CLIP runs: CKPTS holds clip/ and svo_clip/ too). Missing runs say so.
 table-svo-accuracy: $(STAMP)
 	@test -n "$(DATA)" || { echo "usage: make $@ DATA=/path/to/datasets [CKPTS=runs/imagenet] [ARGS='--trainer.devices 8']"; exit 2; }
-	$(BIN)/python -m shapvision.svo_accuracy --data $(DATA) --checkpoints $(CKPTS) -- $(ARGS)
+	$(BIN)/python -m shapvision_drivers.svo_accuracy --data $(DATA) --checkpoints $(CKPTS) -- $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

@@ -78,7 +78,7 @@ def benchmark_backbone(backbone, args, device, dtype):
         ).to(device)
         module.log = lambda *a, **k: None  # no Trainer to log to
         module.train()
-        record_kept_fraction(module.sampler, kept[name])
+        record_kept_fraction(module.objective.sampler, kept[name])
         modules[name] = module
         optimizers[name] = torch.optim.AdamW(module.parameters(), lr=1e-6)
     timings = {name: [] for name in VARIANTS}

@@ -14,18 +14,26 @@
   checkpoint. A ``last.ckpt`` whose model, data or objective differ from the config is refused.
 """
 
+import logging
 import os
 import sys
 from pathlib import Path
 
-import torch
+import lightning as L
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.cli import LightningCLI
 
+from shapvision.callbacks.run_records import DataCounters, TestMetricsWriter
 from shapvision.callbacks.slurm_requeue import SlurmRequeue
-from shapvision.data.base import local_path
-from shapvision.errors import ConfigurationError, configuration_error_in
-from shapvision.modules.base import ShapleyModule, shapvision_identity
+from shapvision.errors import (
+    ConfigurationError,
+    ConstructorFailed,
+    exit_with_message,
+    report_constructor_errors,
+)
+from shapvision.local_files import local_path, read_checkpoint
+from shapvision.modules.base import ShapleyModule
+from shapvision.modules.identity import checkpoint_kind, shapvision_identity
 
 RUN_ID_SLURM = "slurm"
 CHECKPOINT_CALLBACK = "lightning.pytorch.callbacks.ModelCheckpoint"
@@ -37,7 +45,9 @@ def slurm_run_id() -> str:
         return f"job{array_job}_{task}"
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
-        raise ValueError("--run_id slurm is for jobs under SLURM, but SLURM_JOB_ID is not set")
+        raise ConfigurationError(
+            "--run_id slurm is for jobs under SLURM, but SLURM_JOB_ID is not set"
+        )
     return f"job{job}"
 
 
@@ -72,7 +82,7 @@ def identity_differences(checkpoint: dict, model, datamodule) -> list[str]:
 
 def check_resumable(path: Path, model, datamodule) -> None:
     """Refuse a ``last.ckpt`` of another model, data or objective than the config's."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    checkpoint = read_checkpoint(path, "--resume")
     differences = identity_differences(checkpoint, model, datamodule)
     saved_data = checkpoint.get("shapvision_identity", {}).get("data")
     current_data = shapvision_identity(model, datamodule)["data"]
@@ -90,10 +100,8 @@ def check_checkpoint(path: str, model, datamodule) -> None:
     """``--ckpt_path`` must exist and hold this model: its kind, classes, image size, backbone, ...
     Checked before any compute, instead of a state_dict size mismatch deep in Lightning."""
     file = local_path(path)
-    if not file.is_file():
-        raise ConfigurationError(f"--ckpt_path: no such file: {file}")
-    checkpoint = torch.load(file, map_location="cpu", weights_only=False, mmap=True)
-    kind, model_kind = checkpoint.get("shapvision_module"), type(model).__name__
+    checkpoint = read_checkpoint(file, "--ckpt_path")
+    kind, model_kind = checkpoint.get("shapvision_module"), checkpoint_kind(type(model))
     if kind is None:
         raise ConfigurationError(
             f"--ckpt_path {file} was not written by a shapvision module (no shapvision_module "
@@ -112,6 +120,17 @@ def check_checkpoint(path: str, model, datamodule) -> None:
         )
 
 
+class LightningTipFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip")
+
+
+def silence_lightning_tips() -> None:
+    """Lightning advertises its cloud products at every fit (a "Tip" per logger and checkpoint)."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(LightningTipFilter())
+
+
 class RunAwareCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument(
@@ -127,7 +146,7 @@ class RunAwareCLI(LightningCLI):
             help="fit: resume from the run's last.ckpt when it exists (after a crash)",
         )
 
-    def before_instantiate_classes(self) -> None:
+    def _place_run_directory(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         run_id = config.get("run_id")
         if not run_id:
@@ -146,6 +165,7 @@ class RunAwareCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.extend([TestMetricsWriter(), DataCounters()])
         if SLURMEnvironment.detect():
             trainer.callbacks.append(SlurmRequeue())
         return trainer
@@ -153,10 +173,23 @@ class RunAwareCLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         """Keep the config's model options; the checkpoint is used for its weights only."""
 
+    def before_instantiate_classes(self) -> None:
+        self._place_run_directory()
+        # ahead of Lightning's own instantiators (prepend), so they build every module of the suite
+        for base in (L.LightningModule, L.LightningDataModule):
+            self.parser.add_instantiator(report_constructor_errors, base, prepend=True)
+
+    def parse_arguments(self, parser, args) -> None:
+        # the CLIs always pass their arguments (sys.argv rewritten for `shapvision explain`), which
+        # Lightning's own parse_arguments warns about as if a user mixed both
+        self.config = parser.parse_args(args)
+
     @classmethod
     def launch(cls, datamodule_class, args: list[str] | None = None):
         """The suite's CLI settings: every ShapleyModule and every ``datamodule_class`` in subclass
-        mode. A ``ConfigurationError`` ends the command with its message alone and exit status 2."""
+        mode. A configuration error, or any error of a module's or data module's constructor, ends
+        the command with ``error: <message>`` and exit status 2."""
+        silence_lightning_tips()
         try:
             return cls(
                 ShapleyModule,
@@ -164,15 +197,11 @@ class RunAwareCLI(LightningCLI):
                 subclass_mode_model=True,
                 subclass_mode_data=True,
                 save_config_kwargs={"overwrite": True},
-                args=args,
+                args=sys.argv[1:] if args is None else args,
                 auto_configure_optimizers=False,
             )
-        except Exception as error:
-            cause = configuration_error_in(error)
-            if cause is None:
-                raise
-            print(f"error: {cause}", file=sys.stderr)
-            raise SystemExit(2) from None
+        except (ConstructorFailed, ConfigurationError) as error:
+            exit_with_message(error)
 
     def _check_ckpt_path(self) -> None:
         path = self.config_init[self.subcommand].get("ckpt_path")

@@ -1,30 +1,46 @@
 """Bad input that the user fixes: the CLIs print the message alone (no traceback) and exit with 2."""
 
+import os
+import sys
 
-class ConfigurationError(Exception):
+
+class ConfigurationError(ValueError):
     """A wrong option, path or checkpoint, found before any compute; the message names the option,
-    the values that disagree and the fix.
+    the values that disagree and the fix."""
 
-    jsonargparse turns any error of a class it builds into its own ValueError listing every type it
-    tried (the original not chained), so the latest one is kept here for the CLI to find it again.
+
+class ConstructorFailed(BaseException):
+    """A module's or data module's constructor raised ``error`` while a CLI built it.
+
+    jsonargparse catches every ``Exception`` of a constructor to try a Union's other alternatives and
+    reports them all in a traceback of its own, the constructor's message buried among them; a
+    ``BaseException`` passes through it to the CLI, which prints the message alone.
     """
 
-    latest: "ConfigurationError | None" = None
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        ConfigurationError.latest = self
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
 
 
-def configuration_error_in(error: BaseException) -> ConfigurationError | None:
-    """The ConfigurationError that ``error`` is, wraps or quotes (jsonargparse's message)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, ConfigurationError):
-            return error
-        latest = ConfigurationError.latest
-        if latest is not None and str(latest) in str(error):
-            return latest
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
+def report_constructor_errors(class_type, *args, **kwargs):
+    """jsonargparse instantiator for the CLI's modules and data modules: build the class, and turn any
+    error of its constructor (missing root, missing weights, unreadable checkpoint, wrong layout) into
+    :class:`ConstructorFailed`."""
+    try:
+        return class_type(*args, **kwargs)
+    except Exception as error:
+        raise ConstructorFailed(error) from error
+
+
+DEBUG_VARIABLE = "SHAPVISION_DEBUG"
+
+
+def exit_with_message(error: BaseException) -> None:
+    """``error: <message>`` on stderr and exit status 2; ``SHAPVISION_DEBUG=1`` re-raises for the
+    traceback instead."""
+    cause = error.error if isinstance(error, ConstructorFailed) else error
+    if os.environ.get(DEBUG_VARIABLE):
+        raise cause
+    message = " ".join(str(cause).split()) or type(cause).__name__
+    print(f"error: {message} (set {DEBUG_VARIABLE}=1 for the traceback)", file=sys.stderr)
+    raise SystemExit(2) from None

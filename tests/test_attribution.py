@@ -1,44 +1,12 @@
 """Explanation methods on a model whose answer is known, and methods refused where they do not apply."""
 
-from types import SimpleNamespace
-
 import pytest
 import torch
-import torch.nn as nn
 
 from shapvision.attribution import ExplainedModel, UnsupportedBackbone, create_method
-from shapvision.models.masked_backbone import MaskedBackbone, pixel_mask
 from shapvision.modules import Classifier
 
-RELEVANT = 6  # the one patch the model looks at, of a 4 x 4 grid of 8 px patches
-
-
-class GridOnly(MaskedBackbone):
-    grid_size, patch_size, embed_dim = (4, 4), 8, 0
-
-
-class OnePatchClassifier(nn.Module):
-    """Logits = a small MLP of the pixels of patch ``RELEVANT`` alone; removed patches are zeroed."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = SimpleNamespace(backbone=GridOnly())
-        self.grid_size, self.num_patches = (4, 4), 16
-        self.hparams = SimpleNamespace(num_classes=3, img_size=32)
-        generator = torch.Generator().manual_seed(0)
-        self.hidden = nn.Linear(3 * 64, 16)
-        self.out = nn.Linear(16, 3)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=generator) * 0.3)
-
-    def forward(self, images, keep=None):
-        if keep is not None:
-            images = images * pixel_mask(keep, self.grid_size, 8).to(images.dtype)
-        row, col = divmod(RELEVANT, 4)
-        patch = images[:, :, 8 * row : 8 * row + 8, 8 * col : 8 * col + 8]
-        return self.out(torch.tanh(self.hidden(patch.flatten(1))))
-
+from .helpers import RELEVANT, OnePatchClassifier
 
 FAITHFUL = {
     "saliency": {},
@@ -131,7 +99,9 @@ def test_attention_methods_are_refused_on_a_resnet_naming_both():
             UnsupportedBackbone, match=rf"method '{name}' does not apply to .*TimmResNetBackbone"
         ):
             create_method(name, model)
-    with pytest.raises(ValueError, match=r"method 'svo' explains an SVO model .* is a Classifier"):
+    with pytest.raises(
+        ValueError, match=r"method 'svo' explains a self-explaining classifier .* is a Classifier"
+    ):
         create_method("svo", model)
     with pytest.raises(ValueError, match=r"unknown explanation method 'shap'.*known: .*kernelshap"):
         create_method("shap", model)

@@ -7,10 +7,9 @@ import torch
 
 from shapvision.cli import main
 from shapvision.modules import Classifier, SVOClassifier
-from shapvision.modules.base import shapvision_identity
+from shapvision.modules.identity import shapvision_identity
 
-from .test_pipeline import TINY_BACKBONE
-from .test_runs import fit_config
+from .helpers import TINY_BACKBONE, fit_config
 
 
 def save_checkpoint(path, module) -> str:
@@ -50,7 +49,7 @@ def test_a_missing_checkpoint_file(capsys, monkeypatch, config, tmp_path):
     err = refused(
         capsys, monkeypatch, "test", "--config", config, "--ckpt_path", tmp_path / "nope.ckpt"
     )
-    assert f"error: --ckpt_path: no such file: {tmp_path / 'nope.ckpt'}" in err
+    assert f"error: --ckpt_path: checkpoint not found: {tmp_path / 'nope.ckpt'}" in err
 
 
 def test_a_checkpoint_of_another_module(capsys, monkeypatch, config, tmp_path):

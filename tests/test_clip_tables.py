@@ -2,18 +2,12 @@
 (EVA02-B-16 reduced to one block per tower, random init, 32 px) and the retrieval / insertion-deletion
 tables on Karpathy-JSON COCO and Flickr30k folders. Run by `make test-slow`."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from .test_image_text import karpathy_fixture, write_shards
+from .helpers import REPOSITORY, karpathy_fixture, run_module, working_copy, write_shards
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 REDUCED = [
     "--model.init_args.pretrained",
     "false",
@@ -37,12 +31,7 @@ CPU = [
 
 
 def run(args, cwd):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result
+    return run_module(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +46,9 @@ def cc3m_runs(tmp_path_factory):
                 "shapvision.clip_cli",
                 "fit",
                 "--config",
-                str(ROOT / "experiments/cc3m/trainer.yaml"),
+                str(REPOSITORY / "experiments/cc3m/trainer.yaml"),
                 "--config",
-                str(ROOT / f"experiments/cc3m/{run_name}.yaml"),
+                str(REPOSITORY / f"experiments/cc3m/{run_name}.yaml"),
                 "--data.init_args.train_shards",
                 str(data / "cc3m" / "train"),
                 "--data.init_args.val_shards",
@@ -83,7 +72,7 @@ def table(name, base, data):
     out = base / name
     run(
         [
-            "shapvision.tables",
+            "shapvision_drivers.tables",
             name,
             "--data",
             str(data),
@@ -98,7 +87,7 @@ def table(name, base, data):
             "--data.init_args.eval_batch_size",
             "4",
         ],
-        cwd=ROOT,
+        cwd=working_copy(base),
     )
     return (out / "table.md").read_text()
 

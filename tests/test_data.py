@@ -9,6 +9,8 @@ from PIL import Image
 from shapvision.data import DigitsDataModule, ImageFolderDataModule
 from shapvision.data.batch import IndexedSplit, collate_samples
 
+from .helpers import make_mura, write_gtsegs_mat
+
 
 def test_digits_split_is_fixed_stratified_and_standardised():
     a, b = DigitsDataModule(seed=3), DigitsDataModule(seed=3)
@@ -126,27 +128,6 @@ def test_an_all_dropped_batch_is_none_and_every_step_accepts_it():
         assert module.predict_step(None, 0) is None
 
 
-def write_gtsegs_mat(path, images, masks):
-    """A tiny gtsegs_ijcv.mat in the real structure (MATLAB v7.3 references, column-major arrays)."""
-    import h5py
-    import numpy as np
-
-    with h5py.File(path, "w") as handle:
-        refs = handle.create_group("#refs#")
-        img_refs, gt_refs = [], []
-        for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
-            img_refs.append(
-                refs.create_dataset(f"img{i}", data=np.asarray(image).transpose(2, 1, 0)).ref
-            )
-            gt = refs.create_dataset(f"gt{i}", data=np.asarray(mask).transpose(1, 0))
-            holder = refs.create_dataset(f"gtref{i}", (1, 1), dtype=h5py.ref_dtype)
-            holder[0, 0] = gt.ref
-            gt_refs.append(holder.ref)
-        value = handle.create_group("value")
-        value.create_dataset("img", data=np.array(img_refs, dtype=h5py.ref_dtype).reshape(-1, 1))
-        value.create_dataset("gt", data=np.array(gt_refs, dtype=h5py.ref_dtype).reshape(-1, 1))
-
-
 def test_imagenet_segmentation_reads_the_mat_structure(tmp_path):
     import numpy as np
 
@@ -185,21 +166,6 @@ def test_imagenet_segmentation_bad_files_are_clear_errors(tmp_path):
         handle.create_dataset("images", data=[1, 2])
     with pytest.raises(ValueError, match=r"has no /value/img and /value/gt; expected an HDF5"):
         ImageNetSegmentationDataModule(str(tmp_path / "other.mat"))
-
-
-def make_mura(root, patients=10, corrupt=False):
-    for split, count in (("train", patients), ("valid", 2)):
-        for p in range(count):
-            for study, outcome in ((1, "negative"), (2, "positive" if p % 2 else "negative")):
-                folder = root / split / "XR_WRIST" / f"patient{p:05d}" / f"study{study}_{outcome}"
-                folder.mkdir(parents=True)
-                for k in range(2):
-                    Image.new("L", (40, 30), color=60 * k).save(folder / f"image{k + 1}.png")
-    if corrupt:
-        (
-            root / "train" / "XR_WRIST" / "patient00000" / "study1_negative" / "image1.png"
-        ).write_bytes(b"x")
-    return root
 
 
 def test_mura_splits_by_patient_with_binary_study_labels(tmp_path):

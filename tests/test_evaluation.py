@@ -1,5 +1,6 @@
 """The evaluation module: one table per run, DDP equal to one process, clear errors before compute."""
 
+import functools
 import json
 
 import lightning as L
@@ -9,9 +10,12 @@ import yaml
 
 from shapvision.attribution.perturbation import TargetGame
 from shapvision.data import DigitsDataModule
+from shapvision.errors import ConfigurationError
 from shapvision.modules import Classifier, Evaluation, Explainer
 
-from .test_pipeline import TINY_BACKBONE, cli
+from .helpers import TINY_BACKBONE, run_module, save_checkpoint
+
+cli = functools.partial(run_module, "shapvision.cli")
 
 ALL_METRICS = [
     "shapley_accuracy",
@@ -35,13 +39,6 @@ METHODS = [
     "kernelshap",
 ]
 OPTIONS = {"rise": {"num_masks": 64}, "kernelshap": {"budget": 64}, "smoothgrad": {"samples": 4}}
-
-
-def save_checkpoint(module, path):
-    trainer = L.Trainer(accelerator="cpu", max_steps=0, logger=False, enable_checkpointing=False)
-    trainer.strategy.connect(module)
-    trainer.save_checkpoint(path)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +147,8 @@ def test_evaluation_table_under_ddp_with_padding_equals_one_process(checkpoints)
 def test_bad_input_is_refused_before_compute_naming_the_option(checkpoints, tmp_path):
     vit, resnet = checkpoints["vit"], checkpoints["resnet"]
     with pytest.raises(
-        FileNotFoundError, match=r"model.init_args.checkpoint: checkpoint not found: .*nowhere.ckpt"
+        ConfigurationError,
+        match=r"model.init_args.checkpoint: checkpoint not found: .*nowhere.ckpt",
     ):
         Evaluation(str(tmp_path / "nowhere.ckpt"))
     with pytest.raises(
@@ -165,7 +163,7 @@ def test_bad_input_is_refused_before_compute_naming_the_option(checkpoints, tmp_
         Evaluation(resnet, methods=["rollout"])
     with pytest.raises(
         ValueError,
-        match=r"model.init_args.explainers.fastshap: .* is a Classifier checkpoint, but one of Explainer",
+        match=r"model.init_args.explainers.fastshap: .* is a Classifier checkpoint, but an amortized explainer \(Explainer\) is needed",
     ):
         Evaluation(vit, explainers={"fastshap": resnet})
     with pytest.raises(

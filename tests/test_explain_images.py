@@ -3,7 +3,6 @@ The checkpoint (a tiny SVO-ViT trained on an image folder of "cat" and "dog" pic
 preprocessing and class names; the folder holds three readable images, a corrupt one and a text file."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +14,7 @@ from PIL import Image
 from shapvision.data.preprocessing import Preprocessing
 from shapvision.explain.prediction_writer import overlay_title, top_classes
 
-from .test_pipeline import TINY_BACKBONE
-from .test_runs import shapvision
-
-ROOT = Path(__file__).resolve().parents[1]
+from .helpers import TINY_BACKBONE, shapvision
 
 
 def write_pictures(folder: Path, colour: tuple[int, int, int], count: int, seed: int) -> None:
@@ -66,7 +62,7 @@ def svo_checkpoint(tmp_path_factory) -> Path:
         },
     }
     (folder / "fit.yaml").write_text(yaml.safe_dump(config))
-    shapvision("fit", "--config", folder / "fit.yaml")
+    shapvision("fit", "--config", folder / "fit.yaml", cwd=folder)
     return folder / "ckpt" / "best.ckpt"
 
 
@@ -128,7 +124,7 @@ def test_explain_refuses_a_checkpoint_that_does_not_explain_or_a_missing_caption
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "give one for SVOCLIP checkpoints and none for SVOClassifier" in result.stderr
     result = shapvision("explain", tmp_path / "missing.ckpt", image, check=False)
-    assert result.returncode == 2 and "no such file" in result.stderr
+    assert result.returncode == 2 and "checkpoint not found" in result.stderr
 
 
 def digit_scene_file(path: Path) -> Path:
@@ -144,22 +140,17 @@ def digit_scene_file(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def run_id(tmp_path):
-    """The tiny runs go under runs/ like any run (the configs' paths), in folders of their own that
-    are removed afterwards."""
-    yield tmp_path.name
-    for folder in ROOT.glob(f"runs/**/{tmp_path.name}"):
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.mark.slow  # trains two tiny chains (digits ViT-Shapley, digit-scene CLIP -> SVO-CLIP)
-def test_explain_with_an_explainer_and_with_svo_clip_and_a_caption(tmp_path, run_id):
+def test_explain_with_an_explainer_and_with_svo_clip_and_a_caption(
+    tmp_path, isolated_working_directory
+):
+    """The tiny runs go under runs/ like any run (the configs' paths), in the test's working directory."""
+    run_id = "tiny"
     tiny = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
             "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
             "--run_id", run_id]  # fmt: skip
     digits = ["--config", "experiments/digits/trainer.yaml"]
-    runs = ROOT / "runs" / "digits"
+    runs = isolated_working_directory / "runs" / "digits"
     shapvision("fit", *digits, "--config", "experiments/digits/classifier.yaml", *tiny)
     classifier = runs / "classifier" / run_id / "best.ckpt"
     shapvision("fit", *digits, "--config", "experiments/digits/surrogate.yaml", *tiny,
@@ -178,17 +169,23 @@ def test_explain_with_an_explainer_and_with_svo_clip_and_a_caption(tmp_path, run
     assert np.load(out / "000000_scene.npy").shape == (16, 10)
     scores = [t["score"] for t in record["top"]]  # the surrogate's probabilities, best first
     assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] and sum(scores) <= 1 + 1e-6
-    assert (out / "config.yaml").is_file() and not (ROOT / "config.yaml").exists()
+    assert (out / "config.yaml").is_file() and not (
+        isolated_working_directory / "config.yaml"
+    ).exists()
 
     clip = ["--config", "experiments/digits_clip/trainer.yaml"]
-    clip_checkpoint = ROOT / "runs" / "digits_clip" / "clip" / run_id / "best.ckpt"
+    clip_checkpoint = (
+        isolated_working_directory / "runs" / "digits_clip" / "clip" / run_id / "best.ckpt"
+    )
     for stage, extra in (
         ("clip", []),
         ("svo_clip", ["--model.init_args.init_from", clip_checkpoint]),
     ):
         shapvision("fit", *clip, "--config", f"experiments/digits_clip/{stage}.yaml", *tiny, *extra,
                    cli="shapvision.clip_cli")  # fmt: skip
-    svo_clip = ROOT / "runs" / "digits_clip" / "svo_clip" / run_id / "best.ckpt"
+    svo_clip = (
+        isolated_working_directory / "runs" / "digits_clip" / "svo_clip" / run_id / "best.ckpt"
+    )
     out = tmp_path / "svo_clip"
     shapvision("explain", svo_clip, scene, "--caption", "a 3 on the left", "--out", out,
                "--trainer.accelerator", "cpu")  # fmt: skip

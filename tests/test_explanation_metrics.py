@@ -15,45 +15,8 @@ from shapvision.metrics.relevance_localisation import RelevanceLocalisation
 from shapvision.metrics.saco import SaCo, saco_scores
 from shapvision.metrics.segmentation import SegmentationScores
 from shapvision.metrics.srg import SymmetricRelevanceGain
-from shapvision.models.masked_backbone import pixel_mask
 
-
-class MeanPixelModel:
-    """A 2 x 2 grid of 2 x 2 patches on 4 x 4 one-channel images; logits = [0, 4 * mean pixel].
-
-    p(class 1) = sigmoid(4 * mean pixel): every perturbation has a score computable by hand.
-    """
-
-    grid_size, num_patches, patch_size = (2, 2), 4, 2
-
-    def logits(self, images):
-        m = images.mean((1, 2, 3))
-        return torch.stack([torch.zeros_like(m), 4 * m], 1)
-
-    @staticmethod
-    def link(logits):
-        return logits.softmax(-1)
-
-    def masked_logits(self, images, keep):
-        return self.logits(
-            images * pixel_mask(keep, self.grid_size, self.patch_size).to(images.dtype)
-        )
-
-    def probabilities(self, images, target):
-        return self.logits(images).softmax(-1).gather(1, target.view(-1, 1)).squeeze(1)
-
-    def masked_probabilities(self, images, keep, target):
-        return self.masked_logits(images, keep).softmax(-1).gather(1, target.view(-1, 1)).squeeze(1)
-
-
-def sigmoid(x):
-    return 1 / (1 + math.exp(-x))
-
-
-# One image whose four patches hold the constants 4, 3, 2, 1 (row-major): patch values are the mean
-# contributions 1, 0.75, 0.5, 0.25 to the mean pixel (2.5 in all).
-IMAGE = torch.tensor([[4.0, 4, 3, 3], [4, 4, 3, 3], [2, 2, 1, 1], [2, 2, 1, 1]]).view(1, 1, 4, 4)
-MODEL = MeanPixelModel()
+from .helpers import IMAGE, MODEL, sigmoid
 
 
 def batch(images=IMAGE, gt_mask=None, labels=None):

@@ -1,17 +1,14 @@
 """Image-text: retrieval metric, SVO-CLIP's game, ClipLoss under DDP, and the data modules on real formats."""
 
-import io
 import json
 import os
 import socket
-import tarfile
 import warnings
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from PIL import Image
 
 from shapvision.data import (
     CC3MDataModule,
@@ -25,13 +22,9 @@ from shapvision.modules.svo_clip import shared_vote_fraction
 from shapvision.objectives.svo import svo_clip_shapley_loss
 from shapvision.shapley import exact_shapley
 
+from .helpers import jpeg, karpathy_fixture, write_shards
+
 TINY = "shapvision-digits-clip"
-
-
-def jpeg(color=(10, 200, 30), size=(20, 16)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, format="JPEG")
-    return buffer.getvalue()
 
 
 # --- retrieval ---------------------------------------------------------------------------------
@@ -323,28 +316,6 @@ def _ddp_worker(rank, world, port, shards, out):
     dist.destroy_process_group()
 
 
-def write_shards(folder, sizes):
-    folder.mkdir(parents=True, exist_ok=True)
-    key = 0
-    for shard, size in enumerate(sizes):
-        with tarfile.open(folder / f"{shard:05d}.tar", "w") as tar:
-            for _ in range(size):
-                name = f"{key:09d}"
-                for ext, data in (
-                    ("jpg", jpeg((key * 9 % 255, 90, 40))),
-                    ("txt", f"caption number {key}".encode()),
-                    ("json", json.dumps({"key": name, "status": "success"}).encode()),
-                ):
-                    info = tarfile.TarInfo(f"{name}.{ext}")
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-                key += 1
-        (folder / f"{shard:05d}_stats.json").write_text(
-            json.dumps({"count": size, "successes": size})
-        )
-    return folder
-
-
 def test_clip_loss_and_shard_loader_under_two_process_ddp(tmp_path):
     from open_clip.loss import ClipLoss
 
@@ -394,28 +365,6 @@ def test_resampled_shards_give_every_rank_its_batches_from_its_own_draws(tmp_pat
 
 
 # --- Karpathy JSON, parquet, tokenizer ----------------------------------------------------------
-
-
-def karpathy_fixture(root):
-    images = []
-    for i, split in enumerate(["train", "restval", "val", "test", "test", "test"]):
-        folder = "val2014" if split != "train" else "train2014"
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        if i != 5:  # the last test image is missing on disk
-            (root / folder / f"COCO_{i}.jpg").write_bytes(jpeg((40 * i, 20, 20)))
-        sentences = [
-            {"raw": f"image {i} caption {j}", "tokens": []} for j in range(6 if i == 3 else 5)
-        ]
-        images.append(
-            {
-                "filename": f"COCO_{i}.jpg",
-                "filepath": folder,
-                "split": split,
-                "sentences": sentences,
-            }
-        )
-    (root / "dataset_coco.json").write_text(json.dumps({"images": images, "dataset": "coco"}))
-    return root
 
 
 def test_karpathy_splits_count_missing_images_and_keep_five_captions(tmp_path):

@@ -2,13 +2,13 @@
 
 About 2 minutes of CLI runs: run by `make test-slow`, which CI runs after `make test`."""
 
+import functools
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import yaml
+
+from .helpers import run_module
 
 pytestmark = pytest.mark.slow
 
@@ -21,19 +21,7 @@ TINY_DATA = {
 }
 
 
-def clip_cli(*args, cwd, check=True):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "shapvision.clip_cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result
+clip_cli = functools.partial(run_module, "shapvision.clip_cli")
 
 
 def config(folder, name, model, **trainer):
@@ -178,4 +166,4 @@ def test_evaluation_refuses_another_model_and_a_classifier_method(svo_clip_run, 
     result = clip_cli(
         "test", "--config", str(config(tmp_path, "bad2", bad)), cwd=tmp_path, check=False
     )
-    assert "method 'svo' explains an SVO model by its own values" in result.stderr
+    assert "method 'svo' explains a self-explaining classifier by its own values" in result.stderr

@@ -1,8 +1,6 @@
 """data/layout_datasets.py on tiny archives in the official structures; the data modules read the result."""
 
 import io
-import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -13,7 +11,9 @@ from PIL import Image
 
 from shapvision.data import ImageFolderDataModule, MURADataModule
 
-SCRIPT = Path(__file__).resolve().parents[1] / "data" / "layout_datasets.py"
+from .helpers import REPOSITORY, run_module
+
+SCRIPT = REPOSITORY / "data" / "layout_datasets.py"
 
 
 def png() -> bytes:
@@ -38,9 +38,7 @@ def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def run(*args):
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=120
-    )
+    return run_module(SCRIPT, *args, cwd=Path.cwd(), check=False, timeout=120)
 
 
 def test_imagenette_and_pets_archives_become_image_folders(tmp_path):

@@ -22,7 +22,7 @@ from shapvision.metrics.segmentation import SegmentationScores
 from shapvision.metrics.srg import SymmetricRelevanceGain
 from shapvision.metrics.table_cells import median_ranks
 
-from .test_explanation_metrics import MODEL
+from .helpers import MODEL
 
 
 def images(count, seed=0):

@@ -6,6 +6,7 @@ import open_clip
 import pytest
 import torch
 
+from shapvision.errors import ConfigurationError
 from shapvision.models import (
     ExplainerHead,
     PatchVotingHead,
@@ -14,6 +15,7 @@ from shapvision.models import (
     create_backbone,
     create_timm_model,
 )
+from shapvision.models.factory import timm_family
 from shapvision.models.token_packing import TokenPacking, assign_rows, kept_indices
 from shapvision.shapley import ShapleyKernelSampler, UniformSizeSampler
 
@@ -197,6 +199,23 @@ def test_resnet_grid_is_14_by_14_at_224_with_stride_one_and_no_dilation():
     with torch.no_grad():
         out = backbone.model.forward_features(torch.zeros(1, 3, 224, 224))
     assert out.shape == (1, 2048, 14, 14)
+
+
+def test_the_family_comes_from_timms_registry_not_the_name_prefix():
+    """A ResNeXt is a timm ResNet (``timm.models.resnet``) without the prefix; a RegNet, whose name
+    starts like neither family, is refused naming its module and the supported ones."""
+    backbone = create_backbone("resnext50_32x4d", img_size=64)
+    assert isinstance(backbone, TimmResNetBackbone) and backbone.grid_size == (4, 4)
+    assert isinstance(
+        create_backbone("deit_tiny_patch16_224", img_size=32, depth=1), TimmTransformerBackbone
+    )
+    with pytest.raises(ConfigurationError, match=r"'regnety_008' is a timm.models.regnet model"):
+        create_backbone("regnety_008")
+    with pytest.raises(ConfigurationError, match=r"'vitt_base' is not a timm model name"):
+        create_backbone("vitt_base")
+    assert timm_family("wide_resnet50_2") == "resnet" and timm_family("eva02_tiny_patch14_224") == (
+        "transformer"
+    )
 
 
 def test_resnet_masking_is_local_and_gathers_in_grid_order():

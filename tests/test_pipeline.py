@@ -1,9 +1,7 @@
 """The ViT-Shapley pipeline through the real CLI: stages chain, DDP equals one process, errors are clear."""
 
+import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -12,61 +10,12 @@ import torch
 import yaml
 
 from shapvision.data import DigitsDataModule
+from shapvision.errors import ConfigurationError
 from shapvision.modules import Classifier, Explainer, Surrogate, SVOClassifier
 
-TINY_BACKBONE = {"patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2}
+from .helpers import TINY_BACKBONE, run_module, write_config
 
-
-def write_config(folder: Path, stage: str, model: dict, **trainer) -> Path:
-    config = {
-        "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu",
-            "devices": 1,
-            "max_epochs": 1,
-            "limit_train_batches": 3,
-            "limit_val_batches": 1,
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "logger": {
-                "class_path": "lightning.pytorch.loggers.CSVLogger",
-                "init_args": {"save_dir": str(folder), "name": stage, "version": ""},
-            },
-            "callbacks": [
-                {
-                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                    "init_args": {
-                        "dirpath": str(folder / stage),
-                        "filename": "best",
-                        "enable_version_counter": False,
-                    },
-                }
-            ],
-            **trainer,
-        },
-        "data": {
-            "class_path": "shapvision.data.DigitsDataModule",
-            "init_args": {"img_size": 32, "batch_size": 32, "eval_batch_size": 64},
-        },
-        "model": model,
-    }
-    path = folder / f"{stage}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def cli(*args, cwd):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "shapvision.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result
+cli = functools.partial(run_module, "shapvision.cli")
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +189,7 @@ def test_bad_configuration_is_a_clear_error_before_training(stages, tmp_path):
     classifier = str(stages / "classifier" / "best.ckpt")
     surrogate = str(stages / "surrogate" / "best.ckpt")
     with pytest.raises(
-        FileNotFoundError, match=r"classifier_checkpoint checkpoint not found: .*missing\.ckpt"
+        ConfigurationError, match=r"classifier_checkpoint: checkpoint not found: .*missing\.ckpt"
     ):
         Surrogate(classifier_checkpoint=str(tmp_path / "missing.ckpt"), num_classes=10, img_size=32)
     with pytest.raises(ValueError, match="num_classes=10, but the data has 5 classes"):
@@ -359,20 +308,20 @@ def test_predict_writes_values_and_overlays_per_image(stages, tmp_path):
 
 
 def test_a_stage_built_inside_a_cli_module_keeps_its_own_hyperparameters(stages, tmp_path):
-    """LightningCLI passes the outer module's options to every module built while it is built."""
-    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
-
+    """The CLI builds a module with its own constructor arguments as hyperparameters (none of
+    LightningCLI's config dump), and a module built inside another's constructor keeps its own
+    (Lightning's frame walk would merge the outer module's init arguments into it)."""
     from shapvision.modules.checkpoints import load_module
 
+    saved = torch.load(stages / "surrogate" / "best.ckpt", weights_only=False)["hyper_parameters"]
+    assert not [key for key in saved if key.startswith("_")]
     options = {
         "surrogate_checkpoint": str(stages / "surrogate" / "best.ckpt"),
         "num_classes": 10,
         "img_size": 32,
     }
-    given = {**Explainer(**options).hparams, "objective": "fastshap"}
-    with _given_hyperparameters_context(given, "lightning.pytorch.cli.instantiate_module"):
-        explainer = Explainer(**options)
-        surrogate = load_module(str(stages / "surrogate" / "best.ckpt"), "option")
+    explainer = Explainer(**options)
+    surrogate = load_module(str(stages / "surrogate" / "best.ckpt"), "option")
     assert (
         "objective" not in explainer.surrogate.hparams
         and "classifier_hparams" in explainer.surrogate.hparams

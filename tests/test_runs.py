@@ -3,94 +3,12 @@ mid-epoch and rerun with --resume ends where the uninterrupted run ends, and so 
 a checkpoint saved in mid-epoch (as on a SLURM preemption); resuming under a changed
 model is refused; two array tasks write to different directories."""
 
-import csv
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from .test_pipeline import TINY_BACKBONE
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def fit_config(folder: Path, callbacks=(), **model_options) -> Path:
-    config = {
-        "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu",
-            "devices": 1,
-            "max_epochs": 3,
-            "limit_train_batches": 6,
-            "limit_val_batches": 1,
-            "limit_test_batches": 2,
-            "num_sanity_val_steps": 0,
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "default_root_dir": str(folder / "root"),
-            "logger": {
-                "class_path": "lightning.pytorch.loggers.CSVLogger",
-                "init_args": {"save_dir": str(folder / "logs"), "name": "classifier"},
-            },
-            "callbacks": [
-                {
-                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                    "init_args": {
-                        "dirpath": str(folder / "checkpoints"),
-                        "filename": "best",
-                        "save_last": True,
-                        "enable_version_counter": False,
-                    },
-                },
-                *callbacks,
-            ],
-        },
-        "data": {
-            "class_path": "shapvision.data.DigitsDataModule",
-            "init_args": {"img_size": 32, "batch_size": 32, "eval_batch_size": 64},
-        },
-        "model": {
-            "class_path": "shapvision.modules.Classifier",
-            "init_args": {
-                "backbone": "vit_tiny_patch16_224",
-                "backbone_kwargs": TINY_BACKBONE,
-                "lr": 1e-3,
-                **model_options,
-            },
-        },
-    }
-    path = folder / f"config_{len(list(folder.glob('config_*')))}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def shapvision(*args, check=True, cli="shapvision.cli"):
-    """A CLI run in a process of its own (``cli``: the module, e.g. ``shapvision.clip_cli``)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-m", cli, *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result
-
-
-def final_state(folder: Path, run_id: str) -> tuple[dict, dict]:
-    """The weights of the run's last.ckpt and its last validation metrics (metrics.csv)."""
-    last = folder / "checkpoints" / run_id / "last.ckpt"
-    weights = torch.load(last, map_location="cpu", weights_only=False)["state_dict"]
-    with open(folder / "logs" / "classifier" / run_id / "metrics.csv") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get("val/acc")]
-    return weights, {k: float(v) for k, v in rows[-1].items() if k.startswith("val/") and v}
+from .helpers import TINY_BACKBONE, final_state, fit_config, shapvision
 
 
 def test_a_fit_killed_or_preempted_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):

@@ -15,8 +15,7 @@ from shapvision.metrics.model_randomisation import ModelRandomisation, resettabl
 from shapvision.metrics.sparseness import Sparseness, gini
 from shapvision.shapley.exact import exact_shapley
 
-from .test_attribution import OnePatchClassifier
-from .test_explanation_metrics import IMAGE, MODEL
+from .helpers import IMAGE, MODEL, REPOSITORY, OnePatchClassifier, run_module
 
 quantus = pytest.importorskip("quantus")
 
@@ -193,17 +192,6 @@ def test_randomisation_exposes_an_explanation_that_ignores_the_model():
 
 def test_quantus_benchmark_computes_quantus_curves_in_its_tiny_mode(tmp_path):
     """benchmarks/quantus_curves.py exits non-zero if our pixel-fill curves differ from Quantus's."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "quantus_curves.py"
-    result = subprocess.run(
-        [sys.executable, str(script), "--tiny"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    script = REPOSITORY / "benchmarks" / "quantus_curves.py"
+    result = run_module(script, "--tiny", cwd=tmp_path, timeout=300)
     assert "max |curve difference| vs Quantus (pixel fill) = " in result.stdout

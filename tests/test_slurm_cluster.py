@@ -14,17 +14,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from .helpers import REPOSITORY, final_state, fit_config, run_module, shapvision, working_copy
 from .slurm_cluster import SlurmSetupError, job_state, local_slurm, wait_for, wait_for_job
-from .test_runs import final_state, fit_config, shapvision
 
 pytestmark = pytest.mark.slurm
-ROOT = Path(__file__).resolve().parents[1]
 JOB_TIMEOUT = 240
 # The slurm script options of every job here: CPU tasks, one per node, a time limit so that a broken
 # setup ends instead of hanging.
@@ -40,20 +38,13 @@ def cluster(tmp_path_factory):
         pytest.skip(message)
     root = tmp_path_factory.mktemp("slurm")
     with local_slurm(root) as env:
-        yield {**env, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+        yield {**env, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPOSITORY)}
 
 
 def slurm_script(env, cwd: Path, *options: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "shapvision.slurm", "script", *options],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return result.stdout
+    return run_module(
+        "shapvision_drivers.slurm", "script", *options, cwd=cwd, env=env, timeout=60
+    ).stdout
 
 
 def sbatch(env, cwd: Path, script: str, name: str) -> str:
@@ -199,7 +190,7 @@ def test_two_node_ddp_fit_and_test_equal_one_process_and_a_preempted_job_resumes
 def test_the_pipeline_runs_as_dependent_jobs_each_reading_the_previous_checkpoint(
     cluster, tmp_path
 ):
-    (tmp_path / "experiments").symlink_to(ROOT / "experiments")
+    working_copy(tmp_path)
     tiny = [
         "--trainer.max_epochs",
         "1",
@@ -210,11 +201,9 @@ def test_the_pipeline_runs_as_dependent_jobs_each_reading_the_previous_checkpoin
         "--trainer.enable_progress_bar",
         "false",
     ]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "shapvision.slurm",
+    result = run_module(
+        "shapvision_drivers.slurm",
+        *[
             "pipeline",
             "vitshapley-digits",
             "--nodes",
@@ -228,11 +217,8 @@ def test_the_pipeline_runs_as_dependent_jobs_each_reading_the_previous_checkpoin
         ],
         cwd=tmp_path,
         env=cluster,
-        capture_output=True,
-        text=True,
         timeout=120,
     )
-    assert result.returncode == 0, result.stderr
     # one line per stage: "<stage>: job <id> (<script>)"
     jobs = {
         line.split(": job ")[0]: line.split(": job ")[1].split()[0]

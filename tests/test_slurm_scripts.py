@@ -4,15 +4,13 @@ sbatch; the same commands on a real Slurm are tests/test_slurm_cluster.py, `make
 
 import os
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from shapvision.slurm import parse_sbatch_lines, sbatch_script, templates
+from shapvision_drivers.slurm import parse_sbatch_lines, sbatch_script, templates
 
-ROOT = Path(__file__).resolve().parents[1]
+from .helpers import REPOSITORY, run_module
 
 
 def trainer_options(script: str) -> dict[str, str]:
@@ -79,12 +77,10 @@ def test_pipeline_submits_dependent_jobs_that_read_the_previous_run(tmp_path):
         'echo "$n;cluster"\n'
     )
     fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "shapvision.slurm",
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    run_module(
+        "shapvision_drivers.slurm",
+        *[
             "pipeline",
             "vitshapley-digits",
             "--submit",
@@ -96,13 +92,10 @@ def test_pipeline_submits_dependent_jobs_that_read_the_previous_run(tmp_path):
             "--trainer.max_epochs",
             "1",
         ],
-        cwd=ROOT,
+        cwd=Path.cwd(),
         env=env,
-        capture_output=True,
-        text=True,
         timeout=120,
     )
-    assert result.returncode == 0, result.stderr
     calls = log.read_text().splitlines()
     assert [c.split()[0] for c in calls] == ["101", "102", "103"]
     assert "--dependency" not in calls[0]
@@ -119,12 +112,13 @@ def test_pipeline_submits_dependent_jobs_that_read_the_previous_run(tmp_path):
     assert surrogate.rstrip().endswith('--trainer.max_epochs 1 "$@"')  # sbatch's own extras last
 
 
-def test_the_committed_templates_are_the_generators_and_match_their_trainers(monkeypatch):
-    monkeypatch.chdir(ROOT)
+def test_the_committed_templates_are_the_generators_and_match_their_trainers():
     generated = templates()
-    committed = {p.name: p.read_text() for p in (ROOT / "experiments" / "slurm").glob("*.sbatch")}
+    committed = {
+        p.name: p.read_text() for p in (REPOSITORY / "experiments" / "slurm").glob("*.sbatch")
+    }
     assert committed == generated, (
-        "experiments/slurm/ is stale: python -m shapvision.slurm templates"
+        "experiments/slurm/ is stale: python -m shapvision_drivers.slurm templates"
     )
     assert "imagenet-svo_vit.sbatch" in generated and "cc3m-svo_clip.sbatch" in generated
     for name, script in generated.items():
@@ -132,4 +126,4 @@ def test_the_committed_templates_are_the_generators_and_match_their_trainers(mon
         assert sbatch["nodes"] == trainer["num_nodes"], name
         assert sbatch["ntasks-per-node"] == trainer["devices"], name
         assert sbatch.get("gpus-per-node", trainer["devices"]) == trainer["devices"], name
-        assert (ROOT / sbatch["output"]).parent.is_dir(), name  # SLURM cannot create it
+        assert (REPOSITORY / sbatch["output"]).parent.is_dir(), name  # SLURM cannot create it

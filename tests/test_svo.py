@@ -214,11 +214,11 @@ def test_ddp_ranks_draw_independent_masks_after_seed_everything():
         torch.manual_seed(0)
         module._trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
         module.on_fit_start()
-        return module.sampler.sample(4, batch_size=8)
+        return module.objective.sampler.sample(4, batch_size=8)
 
     single, rank0, rank1 = masks_on(0, 1), masks_on(0, 2), masks_on(1, 2)
     torch.manual_seed(0)
-    assert torch.equal(single, module.sampler.sample(4, batch_size=8))
+    assert torch.equal(single, module.objective.sampler.sample(4, batch_size=8))
     assert torch.equal(rank0, single)
     assert not torch.equal(rank1, rank0)
 

@@ -2,11 +2,7 @@
 
 import csv
 import math
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,14 +10,19 @@ from PIL import Image
 
 from shapvision.modules import Classifier, CLIPFineTune, Explainer, Surrogate, SVOClassifier
 
-from .test_data import make_mura, write_gtsegs_mat
-from .test_evaluation import save_checkpoint
-from .test_pipeline import TINY_BACKBONE
+from .helpers import (
+    TINY_BACKBONE,
+    make_mura,
+    run_module,
+    save_checkpoint,
+    working_copy,
+    write_gtsegs_mat,
+)
 
 # About 13 CLI runs of a few seconds each: run by `make test-slow`, which CI runs after `make test`.
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+
 TINY = [
     "--trainer.accelerator",
     "cpu",
@@ -116,10 +117,7 @@ def run_driver(fixtures, module, out_name, *arguments):
     data, ckpts, base = fixtures
     out = base / out_name
     split = arguments.index("--") if "--" in arguments else len(arguments)
-    command = [
-        sys.executable,
-        "-m",
-        module,
+    arguments = [
         *arguments[:split],
         "--data",
         str(data),
@@ -131,14 +129,12 @@ def run_driver(fixtures, module, out_name, *arguments):
         *TINY,
         *arguments[split + 1 :],
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-4000:]
+    run_module(module, *arguments, cwd=working_copy(base))
     return (out / "table.md").read_text()
 
 
 def run_table(fixtures, name, *extra):
-    return run_driver(fixtures, "shapvision.tables", name, name, "--", *extra)
+    return run_driver(fixtures, "shapvision_drivers.tables", name, name, "--", *extra)
 
 
 def test_svo_faithfulness_table(fixtures):
@@ -155,7 +151,7 @@ def test_svo_faithfulness_table(fixtures):
     # the paired comparison reads the runs just written: one row per column of every run with both
     run_driver(
         fixtures,
-        "shapvision.tables",
+        "shapvision_drivers.tables",
         "svo-faithfulness",
         "svo-faithfulness",
         "--compare",
@@ -217,7 +213,7 @@ def test_svo_accuracy_table_prints_the_paper_beside_ours(fixtures):
     ckpts = fixtures[1]
     clip = {"clip_model": "shapvision-digits-clip", "img_size": 32}
     save_checkpoint(CLIPFineTune(**clip), ckpts / "clip" / "best.ckpt")
-    lines = run_driver(fixtures, "shapvision.svo_accuracy", "svo-accuracy").splitlines()
+    lines = run_driver(fixtures, "shapvision_drivers.svo_accuracy", "svo-accuracy").splitlines()
     header = [c.strip() for c in next(line for line in lines if "backbone" in line).split("|")]
 
     def row(backbone, model):

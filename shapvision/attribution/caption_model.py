@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from shapvision.attribution.base import Attribution, AttributionMethod
 from shapvision.attribution.explained_model import ExplainedModel
+from shapvision.models.capabilities import SelfExplaining
 from shapvision.models.timm_transformer import TimmTransformerBackbone
 from shapvision.shapley.links import IDENTITY
 
@@ -23,14 +24,12 @@ class CaptionScores(nn.Module):
     def __init__(self, module: nn.Module):
         super().__init__()
         self.module = module
-        # SVO-CLIP's image features are the mean patch embedding: x N gives the summed cosines
-        self.scale = module.num_patches if type(module).__name__ == "SVOCLIP" else 1
         self.text: torch.Tensor | None = None
 
     def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         if self.text is None:
             raise RuntimeError("set_captions must be called before the caption model is scored")
-        return self.scale * self.module.image_features(images, keep) @ self.text.T
+        return self.module.caption_scores(images, self.text, keep)
 
 
 class CaptionExplainedModel(ExplainedModel):
@@ -65,14 +64,15 @@ class SVOCLIPVotes(AttributionMethod):
 
     def __init__(self, model):
         super().__init__(model)
-        if type(model.module).__name__ != "SVOCLIP":
+        if not isinstance(model.module, SelfExplaining):
             raise ValueError(
-                f"method 'svo_clip' explains SVO-CLIP by its own votes, but {model.name} is a "
-                f"{type(model.module).__name__}; evaluate an SVOCLIP checkpoint"
+                f"method 'svo_clip' explains a self-explaining image-text model by its own votes, but "
+                f"{model.name} is a {type(model.module).__name__}, which has none; evaluate an SVOCLIP checkpoint"
             )
 
     @torch.no_grad()
     def explain(self, images, target, index=None):
-        module = self.model.module
-        text = self.model.network.text[target]
-        return Attribution(module.votes(module.patch_embeddings(images), text))
+        votes = self.model.module.own_values(images, self.model.network.text)
+        return Attribution(
+            votes.gather(2, target.view(-1, 1, 1).expand(-1, votes.shape[1], 1))[..., 0]
+        )

@@ -7,6 +7,7 @@ game (the evaluation checks the patch grid and class count), SVO explains itself
 import torch
 
 from shapvision.attribution.base import Attribution, AttributionMethod
+from shapvision.models.capabilities import ImageTextModel, SelfExplaining
 
 
 class ExplainerValues(AttributionMethod):
@@ -41,13 +42,13 @@ class SVOValues(AttributionMethod):
 
     def __init__(self, model):
         super().__init__(model)
-        if not hasattr(model.module, "explain") or type(model.module).__name__ != "SVOClassifier":
+        if not isinstance(model.module, SelfExplaining) or isinstance(model.module, ImageTextModel):
             raise ValueError(
-                f"method 'svo' explains an SVO model by its own values, but {model.name} is a "
-                f"{type(model.module).__name__}; evaluate an SVOClassifier checkpoint"
+                f"method 'svo' explains a self-explaining classifier by its own values, but {model.name} "
+                f"is a {type(model.module).__name__}, which has none; evaluate an SVO-ViT / SVO-ResNet checkpoint"
             )
 
     @torch.no_grad()
     def explain(self, images, target, index=None):
-        phi = self.model.module.explain(images)
+        phi = self.model.module.own_values(images)
         return Attribution(phi.gather(2, target.view(-1, 1, 1).expand(-1, phi.shape[1], 1))[..., 0])

@@ -2,7 +2,7 @@
 SLURM preemption."""
 
 from shapvision.callbacks.attribution_writer import AttributionWriter
-from shapvision.callbacks.evaluation_table import EvaluationTableWriter, markdown_table
+from shapvision.callbacks.evaluation_table import EvaluationTableWriter
 from shapvision.callbacks.heatmap_grid import HeatmapGridWriter
 from shapvision.callbacks.slurm_requeue import SlurmRequeue
 
@@ -11,5 +11,4 @@ __all__ = [
     "EvaluationTableWriter",
     "HeatmapGridWriter",
     "SlurmRequeue",
-    "markdown_table",
 ]

@@ -10,7 +10,6 @@ through Lightning's DistributedSampler.
 """
 
 import os
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -19,11 +18,6 @@ from torch.utils.data import DataLoader, Dataset
 from shapvision.data.batch import IndexedSplit, collate_samples
 from shapvision.data.preprocessing import Preprocessing
 from shapvision.data.resumable import ResumableSampler
-
-
-def local_path(value: str) -> Path:
-    """A path option with ``$VARIABLES`` and ``~`` expanded, as every path option of the suite."""
-    return Path(os.path.expandvars(str(value))).expanduser()
 
 
 class ShapleyDataModule(L.LightningDataModule):

@@ -28,7 +28,6 @@ import torch
 import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
 
-from shapvision.data.base import local_path
 from shapvision.data.batch import collate_samples
 from shapvision.data.image_files import count_skipped
 from shapvision.data.image_text import (
@@ -37,6 +36,7 @@ from shapvision.data.image_text import (
     ImageTextDataModule,
     read_image,
 )
+from shapvision.local_files import local_path
 
 LAYOUT = "SHARDS/NNNNN.tar with key.jpg / key.txt / key.json and NNNNN_stats.json (img2dataset's webdataset output)"
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")

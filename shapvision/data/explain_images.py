@@ -7,18 +7,17 @@ unreadable files are counted and named, never a crash.
 
 import torch
 
-from shapvision.data.base import ShapleyDataModule, local_path
+from shapvision.data.base import ShapleyDataModule
 from shapvision.data.image_files import ImageFiles
 from shapvision.data.preprocessing import Preprocessing
 from shapvision.errors import ConfigurationError
+from shapvision.local_files import local_path, read_checkpoint
 
 
 def checkpoint_data(path: str, option: str) -> dict:
     """A checkpoint's ``shapvision_data``: its preprocessing and, for classifiers, its class names."""
+    checkpoint = read_checkpoint(path, option)
     file = local_path(path)
-    if not file.is_file():
-        raise ConfigurationError(f"{option}: no such file: {file}")
-    checkpoint = torch.load(file, map_location="cpu", weights_only=False, mmap=True)
     data = checkpoint.get("shapvision_data")
     if not data or "preprocessing" not in data:
         raise ConfigurationError(

@@ -23,6 +23,7 @@ from shapvision.data.base import ShapleyDataModule
 from shapvision.data.image_files import ImageFiles, SkippingImageFolder
 from shapvision.data.object_masks import MASK_LAYOUT, ObjectMaskedImageFolder
 from shapvision.data.preprocessing import Preprocessing
+from shapvision.local_files import local_path
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -58,7 +59,7 @@ class ImageFolderDataModule(ShapleyDataModule):
             img_size=img_size,
             eval_batch_size=eval_batch_size,
         )
-        self.root = Path(os.path.expandvars(str(root))).expanduser()
+        self.root = local_path(root)
         self.test_from_val = test_from_val
         self.split_seed = split_seed
         self.mean, self.std, self.augment = tuple(mean), tuple(std), augment
@@ -72,9 +73,7 @@ class ImageFolderDataModule(ShapleyDataModule):
                 )
             self.mean, self.std = tuple(config.mean), tuple(config.std)
             self.crop_pct, self.interpolation = config.crop_pct, config.interpolation
-        self.predict_dir = (
-            None if predict_dir is None else Path(os.path.expandvars(str(predict_dir))).expanduser()
-        )
+        self.predict_dir = None if predict_dir is None else local_path(predict_dir)
         if self.predict_dir is not None and not self.predict_dir.is_dir():
             raise FileNotFoundError(
                 f"data.predict_dir {self.predict_dir} is not a folder of images"
@@ -118,7 +117,7 @@ class ImageFolderDataModule(ShapleyDataModule):
         return classes
 
     def _check_mask_root(self, mask_root: str) -> Path:
-        root = Path(os.path.expandvars(str(mask_root))).expanduser()
+        root = local_path(mask_root)
         splits = ("val", "test") if self.has_test_dir else ("val",)
         for split in splits:
             if not (root / split).is_dir():
@@ -150,11 +149,13 @@ class ImageFolderDataModule(ShapleyDataModule):
         )
 
     def _transform(self, train: bool):
-        """timm's ``create_transform``: RandomResizedCrop + flip for training (no colour jitter), resize to
-        ``img_size / crop_pct`` + centre crop for evaluation, then normalisation."""
+        """timm's ``create_transform``: RandomResizedCrop + flip for training (no colour jitter), the
+        suite's evaluation transform (the checkpoint's recorded preprocessing) otherwise."""
+        if not (train and self.augment):
+            return self.preprocessing().transform()
         return create_transform(
             self.img_size,
-            is_training=train and self.augment,
+            is_training=True,
             color_jitter=None,
             interpolation=self.interpolation,
             crop_pct=self.crop_pct,

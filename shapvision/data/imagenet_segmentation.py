@@ -10,7 +10,6 @@ the model's prediction. Test split only (``shapvision test``); the structure is 
 module is built, before any compute.
 """
 
-import os
 from pathlib import Path
 
 import h5py
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from shapvision.data.base import ShapleyDataModule
+from shapvision.local_files import local_path
 
 STRUCTURE = "an HDF5 (.mat v7.3) file with /value/img and /value/gt reference arrays of equal length, as gtsegs_ijcv.mat"
 
@@ -107,7 +107,7 @@ class ImageNetSegmentationDataModule(ShapleyDataModule):
             img_size=img_size,
             eval_batch_size=eval_batch_size,
         )
-        self.path = Path(os.path.expandvars(str(path))).expanduser()
+        self.path = local_path(path)
         self.length = check_structure(self.path)
         self._num_classes, self.mean, self.std = num_classes, tuple(mean), tuple(std)
 

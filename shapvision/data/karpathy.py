@@ -15,8 +15,8 @@ import json
 import warnings
 from pathlib import Path
 
-from shapvision.data.base import local_path
 from shapvision.data.image_text import OPENAI_MEAN, OPENAI_STD, CaptionedImage, ImageTextDataModule
+from shapvision.local_files import local_path
 
 SPLITS = {"train": ("train", "restval"), "val": ("val",), "test": ("test",)}
 EXPECTED = '{"images": [{"filename", "split", "sentences": [{"raw"}], optional "filepath"}]}'

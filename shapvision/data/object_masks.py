@@ -20,10 +20,17 @@ from shapvision.data.image_files import UNREADABLE, SkippingImageFolder, count_s
 MASK_LAYOUT = "MASK_ROOT/<split>/<class>/<image stem>.png (nonzero = object)"
 
 
+def flat_steps(transform) -> list:
+    """The steps of a transform, nested Compose unfolded (the RGB conversion wraps timm's)."""
+    if isinstance(transform, transforms.Compose):
+        return [step for inner in transform.transforms for step in flat_steps(inner)]
+    return [transform]
+
+
 def mask_transform(image_transform: transforms.Compose) -> transforms.Compose:
     """The geometric steps of an evaluation transform (Resize, CenterCrop), nearest-neighbour, then a 0/1 tensor."""
     steps = []
-    for step in image_transform.transforms:
+    for step in flat_steps(image_transform):
         if isinstance(step, transforms.Resize):
             steps.append(transforms.Resize(step.size, transforms.InterpolationMode.NEAREST))
         elif isinstance(step, transforms.CenterCrop):

@@ -12,8 +12,8 @@ from typing import Literal
 
 import datasets
 
-from shapvision.data.base import local_path
 from shapvision.data.image_text import OPENAI_MEAN, OPENAI_STD, CaptionedImage, ImageTextDataModule
+from shapvision.local_files import local_path
 
 
 class HFCaptionedImages(Sequence):

@@ -1,16 +1,17 @@
 """How a data module turns an image file into the model's input, recorded in every checkpoint so an
 image from anywhere can be explained with the checkpoint alone (``shapvision explain``).
 
-Resize the shorter side to ``img_size / crop_pct``, centre-crop ``img_size``, scale to [0, 1],
-normalise with ``mean`` / ``std``: timm's evaluation transform (and open_clip's, with crop_pct 1).
-``grayscale`` images (the digits sets) are read as one channel and copied to three.
+The suite's one evaluation transform is timm's (``timm.data.create_transform``, not training):
+resize the shorter side to ``img_size / crop_pct``, centre-crop ``img_size``, scale to [0, 1],
+normalise with ``mean`` / ``std`` (open_clip's evaluation transform is the same with crop_pct 1).
+Images are converted to RGB first; ``grayscale`` images (the digits sets) are read as one channel and
+copied to three.
 """
 
-import math
 from dataclasses import asdict, dataclass
 
+from timm.data import create_transform
 from torchvision import transforms
-from torchvision.transforms import InterpolationMode
 
 
 @dataclass(frozen=True)
@@ -23,16 +24,16 @@ class Preprocessing:
     grayscale: bool = False
 
     def transform(self):
-        scale_size = math.floor(self.img_size / self.crop_pct)
-        return transforms.Compose(
-            [
-                transforms.Grayscale(3) if self.grayscale else transforms.Lambda(to_rgb),
-                transforms.Resize(scale_size, interpolation=InterpolationMode(self.interpolation)),
-                transforms.CenterCrop(self.img_size),
-                transforms.ToTensor(),
-                transforms.Normalize(self.mean, self.std),
-            ]
+        evaluation = create_transform(
+            self.img_size,
+            is_training=False,
+            interpolation=self.interpolation,
+            crop_pct=self.crop_pct,
+            mean=self.mean,
+            std=self.std,
         )
+        convert = transforms.Grayscale(3) if self.grayscale else transforms.Lambda(to_rgb)
+        return transforms.Compose([convert, evaluation])
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -4,7 +4,7 @@ Resampling is by multinomial image counts ``(R, M)`` applied to the metric's own
 cell that is a ratio of dataset sums (pixel accuracy, mIoU) is resampled as what it is, not as a mean
 of per-image ratios. Draws are seeded: the same per-image values give the same interval.
 
-The paired test (``--compare A B`` of ``python -m shapvision.tables``) resamples the images the two
+The paired test (``--compare A B`` of ``python -m shapvision_drivers.tables``) resamples the images the two
 methods share with the same counts for both, and reports the two-sided percentile-bootstrap p-value
 of "no difference": 2 x the smaller share of resampled differences on either side of 0, with the
 usual +1 correction (Davison & Hinkley 1997, ch. 4), capped at 1.

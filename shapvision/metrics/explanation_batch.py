@@ -6,12 +6,26 @@ reference Shapley values) are computed once per batch, on first use; the unpertu
 the evaluation's own forward.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from shapvision.attribution.base import Attribution
 from shapvision.attribution.explained_model import ExplainedModel
+
+
+@dataclass
+class RetrievalContext:
+    """What retrieval metrics see of an image-text batch: the model's image features (of perturbed
+    copies too), every caption's unit embedding with its index and its image's, the pixel fill."""
+
+    image_features: Callable[[torch.Tensor], torch.Tensor]
+    texts: torch.Tensor
+    text_index: torch.Tensor
+    text_image_index: torch.Tensor
+    pixel_mean: tuple = (0.0, 0.0, 0.0)
+    pixel_std: tuple = (1.0, 1.0, 1.0)
 
 
 @dataclass
@@ -28,6 +42,7 @@ class ExplanationBatch:
     key: torch.Tensor | None = (
         None  # what metrics count each row once by; the dataset index if None
     )
+    retrieval: RetrievalContext | None = None
 
     @property
     def keys(self) -> torch.Tensor:

@@ -1,8 +1,14 @@
 """Explanation metrics by name: adding one is one new file and one line here.
 
-A metric's ``update(batch, attribution)`` sees the batch and one method's attribution; a metric that
-must run the method again (max-sensitivity, model randomisation, the efficiency check that reads
-what kind of values it returns) sets ``needs_method = True`` and gets it as a third argument.
+A metric's ``update(batch, attribution)`` sees the batch and one method's attribution. What else it
+needs it declares as class attributes, which the evaluation reads:
+- ``needs_method = True``: it runs the method again (max-sensitivity, model randomisation, the
+  efficiency check that reads what kind of values it returns) and gets it as a third argument;
+- ``needs_masks = True``: ground-truth masks in the batch (segmentation; localisation: the region
+  each caption names), refused before compute on data without them;
+- ``needs_retrieval = True``: an image-text batch's captions and image features (retrieval
+  insertion / deletion), so image-text evaluation only;
+- ``per_caption = True``: image-text evaluation scores every caption of an image, not the first only.
 """
 
 import inspect
@@ -17,6 +23,7 @@ from shapvision.metrics.model_randomisation import ModelRandomisation
 from shapvision.metrics.patch_insertion_deletion import PatchInsertionDeletion
 from shapvision.metrics.pixel_insertion_deletion import PixelInsertionDeletion
 from shapvision.metrics.relevance_localisation import RelevanceLocalisation
+from shapvision.metrics.retrieval_insertion_deletion import RetrievalInsertionDeletion
 from shapvision.metrics.saco import SaCo
 from shapvision.metrics.segmentation import SegmentationScores
 from shapvision.metrics.sparseness import Sparseness
@@ -35,8 +42,8 @@ METRICS: dict[str, type[Metric]] = {
     "sparseness": Sparseness,
     "max_sensitivity": MaxSensitivity,
     "mprt": ModelRandomisation,
+    "retrieval_insertion_deletion": RetrievalInsertionDeletion,
 }
-NEEDS_MASKS = ("segmentation", "localisation")
 
 
 def create_metric(name: str, num_patches: int, **options) -> Metric:
@@ -55,8 +62,13 @@ def create_metric(name: str, num_patches: int, **options) -> Metric:
         ) from err
 
 
+def needs(metric: Metric | type, requirement: str) -> bool:
+    """Whether ``metric`` declares ``needs_<requirement>`` (``method``, ``masks``, ``retrieval``)."""
+    return bool(getattr(metric, f"needs_{requirement}", False))
+
+
 def update_metric(metric: Metric, batch, attribution, method) -> None:
-    if getattr(metric, "needs_method", False):
+    if needs(metric, "method"):
         metric.update(batch, attribution, method)
     else:
         metric.update(batch, attribution)

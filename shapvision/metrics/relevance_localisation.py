@@ -16,6 +16,7 @@ from shapvision.metrics.per_image import PerImageMetric
 class RelevanceLocalisation(PerImageMetric):
     columns = ("rma", "rra")
     fields = {"rma": 0, "rra": 0}
+    needs_masks = True
     higher_is_better = {"rma": True, "rra": True}
     per_caption = True  # image-text evaluation scores every caption of an image against its region
 

@@ -51,23 +51,17 @@ def perturbed_images(images, pixel_map, fraction, mode, mean, std, index, seed=0
 
 
 class RetrievalInsertionDeletion(Metric):
-    """``update(images, pixel_map, image_index, features_fn)`` per batch, ``set_texts`` once per batch
-    for its captions; ``compute()`` -> ``insertion_t2i_r1`` ... ``deletion_i2t_r5`` (AUC) and the curves."""
+    """``update(batch, attribution)`` per batch of an image-text evaluation (the batch's
+    :class:`RetrievalContext`: the model's image features, the captions, the pixel normalisation);
+    ``compute()`` -> ``insertion_t2i_r1`` ... ``deletion_i2t_r5`` (AUC) and the curves."""
 
     full_state_update = False
+    needs_retrieval = True  # image-text evaluation only; scored on each image's first caption
     columns = tuple(f"{mode}_{r}" for mode in ("insertion", "deletion") for r in RECALLS)
     higher_is_better = {column: column.startswith("insertion") for column in columns}
 
-    def __init__(
-        self,
-        pixel_mean=(0.0, 0.0, 0.0),
-        pixel_std=(1.0, 1.0, 1.0),
-        resamples: int = 1000,
-        confidence: float = 0.95,
-        **kwargs,
-    ):
+    def __init__(self, resamples: int = 1000, confidence: float = 0.95, **kwargs):
         super().__init__(**kwargs)
-        self.pixel_mean, self.pixel_std = tuple(pixel_mean), tuple(pixel_std)
         self.resamples, self.confidence = resamples, confidence
         for name in ("image_index", "texts", "text_index", "text_image_index"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
@@ -75,14 +69,19 @@ class RetrievalInsertionDeletion(Metric):
             for k in range(len(FRACTIONS)):
                 self.add_state(f"{mode}_{k}", default=[], dist_reduce_fx="cat")
 
-    def update(
-        self, images, pixel_map, image_index, features_fn, texts, text_index, text_image_index
-    ):
-        """``features_fn(images) -> (B, D)``: the model's retrieval image features."""
+    def update(self, batch, attribution):
+        context = batch.retrieval
+        if context is None:
+            raise ValueError(
+                "retrieval_insertion_deletion scores image-text retrieval: use it in an image-text "
+                "evaluation (shapvision-clip test with ImageTextEvaluation)"
+            )
+        images, image_index = batch.images, batch.index
+        pixel_map = batch.pixel_map(attribution)
         self.image_index.append(image_index.long())
-        self.texts.append(texts.float())
-        self.text_index.append(text_index.long())
-        self.text_image_index.append(text_image_index.long())
+        self.texts.append(context.texts.float())
+        self.text_index.append(context.text_index.long())
+        self.text_image_index.append(context.text_image_index.long())
         with torch.no_grad():
             for mode in ("insertion", "deletion"):
                 for k, fraction in enumerate(FRACTIONS):
@@ -91,11 +90,11 @@ class RetrievalInsertionDeletion(Metric):
                         pixel_map,
                         fraction,
                         mode,
-                        self.pixel_mean,
-                        self.pixel_std,
+                        context.pixel_mean,
+                        context.pixel_std,
                         image_index,
                     )
-                    getattr(self, f"{mode}_{k}").append(features_fn(perturbed).float())
+                    getattr(self, f"{mode}_{k}").append(context.image_features(perturbed).float())
 
     def compute(self) -> dict[str, torch.Tensor]:
         def cat(state):

@@ -35,6 +35,7 @@ class SegmentationScores(PerImageMetric):
     columns = ("pixel_accuracy", "mAP", "mIoU")
     fields = {**{name: 0 for name in SUMS}, "ap": 0}
     higher_is_better = {"pixel_accuracy": True, "mAP": True, "mIoU": True}
+    needs_masks = True
 
     def update(self, batch, attribution) -> None:
         if batch.gt_mask is None:

@@ -1,7 +1,11 @@
 """Backbones by name, as in timm: one call builds any supported family with the masked-forward interface.
 
-- ``vit_*``, ``deit*``, ``eva*`` and any other timm ViT / Eva name -> :class:`TimmTransformerBackbone`
-- ``resnet*`` (timm ResNet family) -> :class:`TimmResNetBackbone` (stage 4 at stride 1)
+The family comes from timm's model registry (the module that defines the model), not the name's prefix:
+- timm's ``vision_transformer``, ``deit`` and ``eva`` models (ViT, DeiT, Eva / EVA02) ->
+  :class:`TimmTransformerBackbone`
+- timm's ``resnet`` models (ResNet, ResNeXt, wide / SE / ECA ResNets) -> :class:`TimmResNetBackbone`
+  (stage 4 at stride 1)
+Any other timm model (RegNet, ConvNeXt, Swin, ...) is refused with the families that are supported.
 - ``open_clip:<name>`` (e.g. ``open_clip:EVA02-B-16``, ``open_clip:ViT-B-16``) -> the vision tower of an
   open_clip model: its timm trunk for EVA02, open_clip's own transformer for ViT-B-16.
 
@@ -13,6 +17,8 @@ so ``open_clip.get_tokenizer`` and ``create_model`` know them by name.
 from pathlib import Path
 
 import open_clip
+import timm
+import timm.models
 import torch.nn as nn
 
 from shapvision.errors import ConfigurationError
@@ -79,6 +85,28 @@ def open_clip_vision_backbone(
     return OpenCLIPViTBackbone(visual, masking=masking, drop_prefix_tokens=drop_prefix_tokens)
 
 
+TRANSFORMER_MODULES = ("vision_transformer", "deit", "eva")
+RESNET_MODULES = ("resnet",)
+
+
+def timm_family(name: str) -> str:
+    """``transformer`` or ``resnet``: the masked forward that fits timm's model ``name``."""
+    if not timm.is_model(name):
+        raise ConfigurationError(
+            f"backbone {name!r} is not a timm model name (see timm.list_models()), nor open_clip:<name>"
+        )
+    if timm.models.is_model_in_modules(name, RESNET_MODULES):
+        return "resnet"
+    if timm.models.is_model_in_modules(name, TRANSFORMER_MODULES):
+        return "transformer"
+    module = timm.models.model_entrypoint(name).__module__
+    raise ConfigurationError(
+        f"backbone {name!r} is a {module} model, which has no masked forward here: use a timm "
+        f"ViT / DeiT / Eva ({', '.join(TRANSFORMER_MODULES)}) or ResNet-family ({RESNET_MODULES[0]}) "
+        "model, or open_clip:<name>"
+    )
+
+
 def create_backbone(
     name: str,
     pretrained: bool | str | None = False,
@@ -92,9 +120,10 @@ def create_backbone(
     ``drop_prefix_tokens`` (transformers only) removes the CLS / register tokens before the first block;
     ``None``: wherever the backbone has them (a ResNet has none).
     """
+    family = "transformer" if name.startswith(OPEN_CLIP_PREFIX) else timm_family(name)
     if drop_prefix_tokens is None:
-        drop_prefix_tokens = not name.startswith("resnet")
-    if drop_prefix_tokens and name.startswith("resnet"):
+        drop_prefix_tokens = family == "transformer"
+    if drop_prefix_tokens and family == "resnet":
         raise ValueError(
             f"drop_prefix_tokens applies to transformer backbones, not {name!r} (a ResNet has no CLS token)"
         )
@@ -102,7 +131,7 @@ def create_backbone(
         clip = create_open_clip_model(name[len(OPEN_CLIP_PREFIX) :], pretrained, img_size)
         backbone = open_clip_vision_backbone(clip.visual, masking, drop_prefix_tokens)
         return check_patch_multiple(name, img_size, backbone)
-    if name.startswith("resnet"):
+    if family == "resnet":
         model = create_timm_model(name, pretrained, num_classes=0, **timm_kwargs)
         return TimmResNetBackbone(model, img_size=img_size)
     model = create_timm_model(name, pretrained, num_classes=0, img_size=img_size, **timm_kwargs)

@@ -1,10 +1,9 @@
 """Offline weight loading: random init or a local file; never a hub."""
 
-import os
-from pathlib import Path
-
 import timm
 import torch.nn as nn
+
+from shapvision.local_files import local_path
 
 
 def resolve_weights_file(pretrained: bool | str | None, option: str = "pretrained") -> str | None:
@@ -16,7 +15,7 @@ def resolve_weights_file(pretrained: bool | str | None, option: str = "pretraine
             f"{option}=true would download weights from a model hub, which shapvision never does; "
             f"set {option} to the path of a local weights file (.safetensors / .pth / .bin), or false for random init"
         )
-    path = Path(os.path.expandvars(str(pretrained))).expanduser()
+    path = local_path(pretrained)
     if not path.is_file():
         raise FileNotFoundError(
             f"{option} weights file not found: {path}. Download it on a machine with network access "

@@ -1,14 +1,12 @@
-"""What every LightningModule of the suite shares: the optimizer schedule, a NaN guard, stage loading."""
+"""What every LightningModule of the suite shares: training machinery alone (the optimizer and its
+schedule, independent random streams per rank saved in checkpoints, a NaN guard). Run directories and
+metric files are written by callbacks (:mod:`shapvision.callbacks.run_records`)."""
 
-import json
 import math
 from contextlib import contextmanager
-from pathlib import Path
 
 import lightning as L
 import torch
-from jsonargparse._common import class_instantiators
-from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from timm.optim import param_groups_weight_decay
 
 RANK_SEED_STRIDE = 1_000_003
@@ -79,23 +77,6 @@ class ShapleyModule(L.LightningModule):
             )
         return loss
 
-    def run_dir(self) -> Path:
-        """The run directory; a collective under DDP (``trainer.log_dir`` broadcasts), so call it on every rank."""
-        return Path(self.trainer.log_dir or self.trainer.default_root_dir)
-
-    def on_test_end(self) -> None:
-        """Write the synced test metrics as ``test_metrics.json`` in the run directory (rank 0)."""
-        run_dir = self.run_dir()
-        if not self.trainer.is_global_zero:
-            return
-        metrics = {
-            k: float(v)
-            for k, v in self.trainer.callback_metrics.items()
-            if k.startswith("test/") and v.numel() == 1
-        }
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Every rank's random state (Lightning saves none), so a resumed fit draws the same masks as
         # the uninterrupted run, from an end-of-epoch or a mid-epoch (preemption) checkpoint alike.
@@ -121,138 +102,3 @@ class ShapleyModule(L.LightningModule):
         if "cuda" in states and self.device.type == "cuda":
             torch.cuda.set_rng_state(states["cuda"][rank].clone(), self.device)
         self._rng_restored = True
-
-    def on_train_epoch_start(self) -> None:
-        # Streaming data (webdataset shards) reshuffles per epoch; its workers read the epoch when they start.
-        set_epoch = getattr(getattr(self.trainer, "datamodule", None), "set_epoch", None)
-        if callable(set_epoch):
-            set_epoch(self.current_epoch)
-
-    def on_train_epoch_end(self) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        skipped = getattr(datamodule, "num_skipped", None)
-        if skipped is not None:
-            self.log("data/skipped_images", float(skipped), rank_zero_only=True)
-        truncated = getattr(datamodule, "num_truncated", None)
-        if truncated is not None:
-            self.log("data/truncated_captions", float(truncated), rank_zero_only=True)
-
-
-def construct_nested(build, *args, **kwargs):
-    """``build(*args, **kwargs)`` (a module class or a loader) from inside another module's ``__init__``,
-    with the built module's own hyperparameters.
-
-    ``save_hyperparameters`` would otherwise take another module's options: under LightningCLI, Lightning
-    hands the CLI's model hyperparameters (a context variable) to every module constructed while the
-    outer one is built; and without it, Lightning's frame walk merges the init arguments of every
-    enclosing ``__init__`` frame of a LightningModule. Clearing the variables and calling from this
-    plain function's frame stops both.
-    """
-    token = _given_hyperparameters.set(None)
-    # A CLI-trained checkpoint is rebuilt through jsonargparse, whose instantiators (a context variable
-    # LightningCLI sets while it builds the outer module) would wrap it in the outer options again.
-    instantiators = class_instantiators.set(None)
-    try:
-        return build(*args, **kwargs)
-    finally:
-        class_instantiators.reset(instantiators)
-        _given_hyperparameters.reset(token)
-
-
-def load_stage(cls, path: str | None, option: str):
-    """Load a previous stage's checkpoint with a clear error when it is missing or of the wrong kind."""
-    if not path:
-        raise ValueError(
-            f"{option} is required: the path of a {cls.__name__} checkpoint (.ckpt) from the previous stage"
-        )
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"{option} checkpoint not found: {file}. Train that stage first (see the Makefile targets) or fix the path"
-        )
-    checkpoint = torch.load(file, map_location="cpu", weights_only=False)
-    # LightningCLI adds private keys such as `_class_path`; they are no constructor arguments.
-    hparams = {
-        k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")
-    }
-    kind = checkpoint.get("shapvision_module")
-    if kind is not None and kind != cls.__name__:
-        raise ValueError(
-            f"{option} {file} is a {kind} checkpoint, but a {cls.__name__} checkpoint is needed"
-        )
-    return hparams, checkpoint["state_dict"]
-
-
-def check_compatible(option: str, source: dict, num_classes: int, img_size: int) -> None:
-    """The data's class count and image size must match the stage the module is built from."""
-    if source.get("num_classes") != num_classes:
-        raise ValueError(
-            f"{option} was trained with num_classes={source.get('num_classes')}, but the data has {num_classes} classes; "
-            "use the same dataset for every stage"
-        )
-    if source.get("img_size") != img_size:
-        raise ValueError(
-            f"{option} was trained at img_size={source.get('img_size')} (its patch grid), but the data gives {img_size}; "
-            "set data.img_size to match"
-        )
-
-
-# The options that decide what a checkpoint means: resuming under other values is refused.
-IDENTITY_OPTIONS = (
-    "backbone",
-    "backbone_kwargs",
-    "num_classes",
-    "img_size",
-    "objective",
-    "link",
-    "drop_cls_token",
-    "keep_cls",
-    "head_blocks",
-    "head_hidden_dim",
-    "clip_model",
-    "vision_depth",
-    "text_depth",
-)
-
-
-def shapvision_identity(module, datamodule) -> dict:
-    """Module class, data class and the identity options of a module, as comparable strings."""
-    identity = {
-        "module": type(module).__name__,
-        "data": None if datamodule is None else type(datamodule).__name__,
-    }
-    for option in IDENTITY_OPTIONS:
-        if option in module.hparams:
-            identity[option] = json.dumps(module.hparams[option], default=str, sort_keys=True)
-    return identity
-
-
-def data_description(datamodule) -> dict:
-    """What an image needs to become this model's input, and what its outputs are called: the
-    preprocessing and the class names (``shapvision explain`` reads them from the checkpoint)."""
-    if datamodule is None:
-        return {}
-    description = {}
-    preprocessing = getattr(datamodule, "preprocessing", None)
-    recipe = preprocessing() if callable(preprocessing) else None
-    if recipe is not None:
-        description["preprocessing"] = recipe.as_dict()
-    try:
-        description["class_names"] = list(datamodule.class_names)
-    except (AttributeError, NotImplementedError):
-        pass  # image-text data: no classes
-    return description
-
-
-class TaggedCheckpointMixin:
-    """Records the module's class name (a later stage refuses the wrong kind) and its identity (a
-    resume under another model, data or objective is refused) in its checkpoints."""
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["shapvision_module"] = type(self).__name__
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
-        checkpoint["shapvision_identity"] = shapvision_identity(self, datamodule)
-        data = data_description(datamodule)
-        if data:
-            checkpoint["shapvision_data"] = data

@@ -1,61 +1,53 @@
-"""Load any trained module of the suite from its checkpoint alone, by the kind recorded in it (the
-previous stages' files it was initialised from are not needed)."""
+"""Any trained module of the suite from its checkpoint alone: one table from the kind recorded in a
+checkpoint to its class, and one loader (the previous stages' files it was initialised from are not
+needed: their weights are in the checkpoint)."""
 
-import torch
-
-from shapvision.data.base import local_path
-from shapvision.modules.base import construct_nested
+from shapvision.errors import ConfigurationError
+from shapvision.local_files import local_path, read_checkpoint
 from shapvision.modules.classifier import Classifier
 from shapvision.modules.clip_finetune import CLIPFineTune
 from shapvision.modules.explainer import Explainer
+from shapvision.modules.identity import checkpoint_kind
+from shapvision.modules.stages import construct_nested, constructor_arguments
 from shapvision.modules.surrogate import Surrogate
 from shapvision.modules.svo_classifier import SVOClassifier
 from shapvision.modules.svo_clip import SVOCLIP
 
 MODULES = {
-    cls.__name__: cls
+    checkpoint_kind(cls): cls
     for cls in (Classifier, Surrogate, Explainer, SVOClassifier, SVOCLIP, CLIPFineTune)
 }
-
 
 PREVIOUS_STAGE_OPTIONS = ("classifier_checkpoint", "init_from")
 
 
-def read_checkpoint(path: str, option: str) -> dict:
-    """The checkpoint at ``path`` for inspection: memory-mapped, so its tensors are not read."""
-    file = local_path(path)
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"{option}: checkpoint not found: {file}; train that run first or fix the path"
-        )
-    return torch.load(file, map_location="cpu", weights_only=False, mmap=True)
-
-
-def module_kind(checkpoint: dict, path: str, option: str) -> str:
+def module_class(checkpoint: dict, path: str, option: str) -> type:
     kind = checkpoint.get("shapvision_module")
     if kind not in MODULES:
-        raise ValueError(
+        raise ConfigurationError(
             f"{option}: {local_path(path)} is not a shapvision checkpoint (module kind {kind!r}); "
             f"expected one of {', '.join(MODULES)}"
         )
-    return kind
+    return MODULES[kind]
 
 
-def checkpoint_kind(path: str, option: str) -> str:
-    return module_kind(read_checkpoint(path, option), path, option)
+def checkpoint_class(path: str, option: str) -> type:
+    """The module class of the checkpoint at ``path``, read without its tensors."""
+    return module_class(read_checkpoint(path, option), path, option)
 
 
-def load_module(path: str, option: str, kinds: tuple[str, ...] = tuple(MODULES)):
-    """The module saved at ``path`` (eval mode, on the CPU); ``kinds`` limits what is accepted."""
+def load_module(path: str, option: str, accepts=None, needed: str = ""):
+    """The module saved at ``path`` (eval mode, on the CPU). ``accepts(cls)`` limits what is taken;
+    ``needed`` says what is in the error (e.g. "an image-text checkpoint")."""
     checkpoint = read_checkpoint(path, option)
-    kind = module_kind(checkpoint, path, option)
-    if kind not in kinds:
-        raise ValueError(
-            f"{option}: {path} is a {kind} checkpoint, but one of {', '.join(kinds)} is needed"
+    cls = module_class(checkpoint, path, option)
+    if accepts is not None and not accepts(cls):
+        raise ConfigurationError(
+            f"{option}: {local_path(path)} is a {cls.__name__} checkpoint, but {needed} is needed"
         )
-    # The previous stage's file is only where the weights started; they are in this checkpoint.
-    hparams = checkpoint["hyper_parameters"]
-    previous = {k: None for k in PREVIOUS_STAGE_OPTIONS if hparams.get(k)}
-    return construct_nested(
-        MODULES[kind].load_from_checkpoint, local_path(path), map_location="cpu", **previous
-    ).eval()
+    arguments = constructor_arguments(checkpoint)
+    arguments.update({k: None for k in PREVIOUS_STAGE_OPTIONS if arguments.get(k)})
+    module = construct_nested(cls, **arguments)
+    module.on_load_checkpoint(checkpoint)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.eval()

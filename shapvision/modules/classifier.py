@@ -5,7 +5,8 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from shapvision.models.masked_classifier import MaskedClassifier
-from shapvision.modules.base import ShapleyModule, TaggedCheckpointMixin
+from shapvision.modules.base import ShapleyModule
+from shapvision.modules.identity import TaggedCheckpointMixin
 
 
 class Classifier(TaggedCheckpointMixin, ShapleyModule):

@@ -13,44 +13,29 @@ predicted``) or the label. ``metrics`` are names from :data:`shapvision.metrics.
 torchmetrics class per method, so DDP reduces them exactly. Options per method / metric go in
 ``method_options`` / ``metric_options``.
 
-At the end of ``test`` the module holds ``table`` (a row per method, a column per metric output,
-plus seconds per image) and ``examples`` (heatmaps of the first ``heatmap_images`` test images);
-the callbacks in :mod:`shapvision.callbacks` write them (CSV + Markdown, PNG + TensorBoard), and
-per-image attributions when asked. Bad names, a method that does not fit the backbone, a checkpoint
+The grid, timing and examples are the :class:`~shapvision.modules.evaluation_core.EvaluationCore`
+shared with image-text evaluation; at the end of ``test`` its ``EvaluationResult`` (a row per method,
+a column per metric output, plus ms per image; heatmaps of the first ``heatmap_images`` test images)
+goes to the trainer's result callbacks (CSV + Markdown, PNG + TensorBoard), and per-image
+attributions to ``AttributionWriter`` when asked. Bad names, a method that does not fit the backbone, a checkpoint
 of the wrong kind or shape: an error at construction, before any compute.
 """
 
-import time
 from typing import Literal
 
 import torch
-import torch.distributed as dist
 
 from shapvision.attribution import ExplainedModel, ExplainerValues, create_method
-from shapvision.metrics import NEEDS_MASKS, ExplanationBatch, create_metric, update_metric
-from shapvision.metrics.table_cells import median_ranks, metric_cells
+from shapvision.metrics import ExplanationBatch
 from shapvision.metrics.top1_accuracy import Top1Accuracy
+from shapvision.models.capabilities import ExplainsAGame
 from shapvision.modules.base import ShapleyModule
 from shapvision.modules.checkpoints import load_module
+from shapvision.modules.evaluation_core import EvaluationCore
 
 CHECKPOINT_OPTION = "model.init_args.checkpoint"
 DEFAULT_METHODS = ("random", "rollout", "gradcam", "integrated_gradients", "leave_one_out")
 DEFAULT_METRICS = ("insertion_deletion_patches", "insertion_deletion_pixels", "aopc_lodds", "saco")
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def gather_examples(examples: list[dict]) -> list[dict]:
-    """Heatmap examples from every rank, one per ``index``, in index order (rank 0 writes them)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return sorted(examples, key=lambda e: e["index"])
-    gathered = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, examples)
-    unique = {e["index"]: e for part in gathered for e in part}
-    return [unique[i] for i in sorted(unique)]
 
 
 class Evaluation(ShapleyModule):
@@ -73,10 +58,10 @@ class Evaluation(ShapleyModule):
         module = load_module(checkpoint, CHECKPOINT_OPTION)
         explainers = dict(explainers or {})
         link = "softmax"
-        if type(module).__name__ == "Explainer":
+        if isinstance(module, ExplainsAGame):
             explainers = {"explainer": checkpoint, **explainers}
-            link = module.hparams.link  # the game the explainer was trained on is the one scored
-            module = module.surrogate
+            # the game the explainer was trained on is the one scored
+            module, link = module.explained_game()
         self._check_data(module, num_classes, img_size)
         self.explained = module.requires_grad_(False)
         self.model = ExplainedModel(module, f"{CHECKPOINT_OPTION} {checkpoint}", link)
@@ -99,11 +84,15 @@ class Evaluation(ShapleyModule):
                     f"model.init_args.explainers row {name!r} clashes with a method of that name"
                 )
             explainer = load_module(
-                path, f"model.init_args.explainers.{name}", ("Explainer",)
+                path,
+                f"model.init_args.explainers.{name}",
+                lambda cls: issubclass(cls, ExplainsAGame),
+                "an amortized explainer (Explainer)",
             ).requires_grad_(False)
-            if explainer.hparams.link != self.model.link.name:
+            explainer_link = explainer.explained_game()[1]
+            if explainer_link != self.model.link.name:
                 raise ValueError(
-                    f"model.init_args.explainers.{name} was trained on the {explainer.hparams.link} game, but "
+                    f"model.init_args.explainers.{name} was trained on the {explainer_link} game, but "
                     f"the evaluation scores the {self.model.link.name} game of {CHECKPOINT_OPTION}: "
                     "compare explainers of one link"
                 )
@@ -113,27 +102,16 @@ class Evaluation(ShapleyModule):
             raise ValueError(
                 "model.init_args.methods and model.init_args.explainers are both empty: nothing to evaluate"
             )
-        metric_options = metric_options or {}
-        self.metric_names = list(metrics)
-        self.scores = torch.nn.ModuleDict(
-            {
-                method: torch.nn.ModuleDict(
-                    {
-                        m: create_metric(m, self.num_patches, **metric_options.get(m, {}))
-                        for m in metrics
-                    }
-                )
-                for method in self.methods
-            }
+        self.core = EvaluationCore(
+            self.methods,
+            list(metrics),
+            metric_options,
+            self.num_patches,
+            self.grid_size,
+            heatmap_images,
+            "image",
         )
         self.accuracy = Top1Accuracy(resamples=0)
-        self.register_buffer(
-            "seconds", torch.zeros(len(self.methods), dtype=torch.float64), persistent=False
-        )
-        self.register_buffer("images_seen", torch.zeros((), dtype=torch.float64), persistent=False)
-        self.table: list[dict] = []
-        self.examples: list[dict] = []
-        self.per_image: dict[str, dict[str, dict]] = {}
 
     @staticmethod
     def _check_data(module, num_classes, img_size) -> None:
@@ -153,20 +131,21 @@ class Evaluation(ShapleyModule):
         raise RuntimeError("Evaluation is not trained: run `shapvision test` (or validate) with it")
 
     def on_test_start(self) -> None:
-        if torch.is_inference_mode_enabled():
-            raise RuntimeError(
-                "gradient-based methods need autograd during test: set trainer.inference_mode: false "
-                "(experiments/*/evaluation*.yaml do)"
-            )
-        datamodule = getattr(self.trainer, "datamodule", None)
-        needs = [m for m in self.metric_names if m in NEEDS_MASKS]
-        if needs and not getattr(datamodule, "has_masks", False):
+        self.core.start()
+        datamodule = self.trainer.datamodule
+        missing = self.core.metrics_needing("masks")
+        if missing and not getattr(datamodule, "has_masks", False):
             raise ValueError(
-                f"metrics {needs} need ground-truth masks, and {type(datamodule).__name__} yields none; "
+                f"metrics {missing} need ground-truth masks, and {type(datamodule).__name__} yields none; "
                 "use ImageNetSegmentationDataModule, ImageFolderDataModule with mask_root, "
                 "or DigitsDataModule with ink_masks: true"
             )
-        self.table, self.examples = [], []
+        retrieval = self.core.metrics_needing("retrieval")
+        if retrieval:
+            raise ValueError(
+                f"metrics {retrieval} score image-text retrieval: evaluate an image-text checkpoint "
+                "with ImageTextEvaluation (shapvision-clip test)"
+            )
 
     def test_step(self, batch, batch_idx):
         if batch is None:
@@ -193,78 +172,18 @@ class Evaluation(ShapleyModule):
             logits=logits,
             chunk=self.hparams.forward_chunk,
         )
-        attributions = {}
-        for j, (name, method) in enumerate(self.methods.items()):
-            synchronize(images.device)
-            start = time.perf_counter()
-            attribution = method.explain(images, target, index)
-            synchronize(images.device)
-            self.seconds[j] += time.perf_counter() - start
-            attributions[name] = attribution
-            for metric in self.scores[name].values():
-                update_metric(metric, explanation_batch, attribution, method)
-        self.images_seen += images.shape[0]
-        self._keep_examples(images, target, index, attributions)
+        attributions = self.core.score(explanation_batch)
+        self.core.keep_examples(explanation_batch, attributions)
         return {
             "index": index,
             "target": target,
             "attributions": {k: a.patches for k, a in attributions.items()},
         }
 
-    def _keep_examples(self, images, target, index, attributions) -> None:
-        size = tuple(images.shape[-2:])
-        for i in (index < self.hparams.heatmap_images).nonzero().flatten().tolist():
-            self.examples.append(
-                {
-                    "index": int(index[i]),
-                    "image": images[i].detach().cpu(),
-                    "target": int(target[i]),
-                    "maps": {
-                        k: a.pixel_map(self.grid_size, size)[i].detach().cpu()
-                        for k, a in attributions.items()
-                    },
-                }
-            )
-
     def on_test_epoch_end(self) -> None:
-        seconds = self.all_gather(self.seconds).reshape(-1, len(self.methods)).sum(0)
-        images = self.all_gather(self.images_seen).sum().clamp_min(1)
-        accuracy = (
-            float(self.accuracy.compute()["accuracy"]) if self.accuracy.update_called else None
-        )
-        self.accuracy.reset()
-        if accuracy is not None:
+        accuracy = None
+        if self.accuracy.update_called:
+            accuracy = float(self.accuracy.compute()["accuracy"])
             self.log("test/acc", accuracy)
-        self.table, self.per_image = score_table(
-            self, self.methods, seconds / images, "ms_per_image"
-        )
-        self.test_accuracy = accuracy
-        self.examples = gather_examples(self.examples)
-
-
-def score_table(module, methods: dict, seconds_per_item, time_column: str, extra_metrics=None):
-    """Rows of the evaluation table (a row per method: cells with bootstrap bounds, the time per item,
-    the median rank across metrics) and the per-image values ``{method: {metric: values}}``; every
-    metric is logged as ``test/<method>/<column>`` and reset."""
-    table, per_image, directions = [], {}, {}
-    for j, (name, method) in enumerate(methods.items()):
-        row = {"method": name, "library": method.library}
-        per_image[name] = {}
-        metrics = dict(module.scores[name].items())
-        metrics.update((extra_metrics or {}).get(name, {}))
-        for metric_name, metric in metrics.items():
-            values = metric.compute()
-            row.update(metric_cells(metric, values))
-            for column in metric.columns:
-                module.log(f"test/{name}/{column}", row[column])
-            directions.update(getattr(metric, "higher_is_better", {}))
-            if "per_image" in values:
-                per_image[name][metric_name] = {
-                    k: v.detach().cpu() for k, v in values["per_image"].items()
-                }
-            metric.reset()
-        row[time_column] = 1000 * float(seconds_per_item[j])
-        table.append(row)
-    for row, rank in zip(table, median_ranks(table, directions), strict=True):
-        row["median_rank"] = rank
-    return table, per_image
+        self.accuracy.reset()
+        self.result = self.core.finish(self, self.hparams.checkpoint, accuracy)

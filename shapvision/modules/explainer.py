@@ -10,19 +10,16 @@ accuracy of its own classification u(N), Salvage Table 2).
 """
 
 import copy
+import importlib
 from typing import Literal
 
 import torch
 from torchmetrics.classification import MulticlassAccuracy
 
 from shapvision.models.explainer_head import ExplainerHead
-from shapvision.modules.base import (
-    ShapleyModule,
-    TaggedCheckpointMixin,
-    check_compatible,
-    construct_nested,
-    load_stage,
-)
+from shapvision.modules.base import ShapleyModule
+from shapvision.modules.identity import TaggedCheckpointMixin
+from shapvision.modules.stages import check_compatible, construct_nested, load_stage
 from shapvision.modules.surrogate import Surrogate
 from shapvision.modules.surrogate_game import surrogate_values
 from shapvision.objectives import ExplainerObjective, FastSHAP, Salvage, SimSHAP
@@ -33,8 +30,17 @@ SURROGATE_OPTION = "model.init_args.surrogate_checkpoint"
 
 
 def build_objective(objective) -> ExplainerObjective:
+    """An objective from its name, an instance, or a ``class_path`` / ``init_args`` dict (a checkpoint's)."""
     if isinstance(objective, ExplainerObjective):
         return copy.deepcopy(objective)
+    if isinstance(objective, dict) and "class_path" in objective:
+        module, _, name = objective["class_path"].rpartition(".")
+        cls = getattr(importlib.import_module(module), name, None)
+        if not (isinstance(cls, type) and issubclass(cls, ExplainerObjective)):
+            raise ValueError(
+                f"model.init_args.objective class_path {objective['class_path']!r} is not an ExplainerObjective"
+            )
+        return cls(**objective.get("init_args", {}))
     if objective not in OBJECTIVES:
         raise ValueError(
             f"model.init_args.objective must be one of {tuple(OBJECTIVES)} or an objective class_path, got {objective!r}"
@@ -69,6 +75,8 @@ class Explainer(TaggedCheckpointMixin, ShapleyModule):
             surrogate_hparams, state = load_stage(Surrogate, surrogate_checkpoint, SURROGATE_OPTION)
         check_compatible(SURROGATE_OPTION, surrogate_hparams, num_classes, img_size)
         self.save_hyperparameters()
+        if not isinstance(objective, str):
+            self.hparams["objective"] = self_objective.config()
         self.hparams["surrogate_hparams"] = dict(surrogate_hparams)
         surrogate = construct_nested(
             Surrogate, **{**surrogate_hparams, "classifier_checkpoint": None}
@@ -121,6 +129,11 @@ class Explainer(TaggedCheckpointMixin, ShapleyModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.explain(images)
+
+    def explained_game(self) -> tuple[torch.nn.Module, str]:
+        """The surrogate and the link of the game it was trained to explain
+        (:class:`~shapvision.models.capabilities.ExplainsAGame`)."""
+        return self.surrogate, self.hparams.link
 
     def objective_loss(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The objective's loss on fresh masks, and the raw outputs (for the objective's own classification)."""

@@ -14,24 +14,23 @@ Subclasses define ``image_features(images, keep=None)`` ``(B, D)``, whose dot pr
 embedding is the image-text similarity the model is trained and ranked with.
 """
 
-from pathlib import Path
-
+import open_clip
 import torch
 from open_clip.loss import ClipLoss
 
+from shapvision.local_files import local_path, read_checkpoint
 from shapvision.metrics.retrieval import ImageTextRetrieval
 from shapvision.models.clip_towers import CLIPTowers
-from shapvision.modules.base import ShapleyModule, TaggedCheckpointMixin
+from shapvision.modules.base import ShapleyModule
+from shapvision.modules.identity import TaggedCheckpointMixin
 
 INIT_OPTION = "model.init_args.init_from"
 
 
 def towers_state(path: str, clip_model: str) -> dict:
     """The CLIP weights (``towers.*``) of an image-text checkpoint, refused when it is of another model."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise FileNotFoundError(f"{INIT_OPTION} checkpoint not found: {file}")
-    checkpoint = torch.load(file, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(path, INIT_OPTION)
+    file = local_path(path)
     source = checkpoint.get("hyper_parameters", {}).get("clip_model")
     if source is None:
         raise ValueError(f"{INIT_OPTION} {file} is not a checkpoint of an image-text module")
@@ -83,9 +82,15 @@ class ImageTextModule(TaggedCheckpointMixin, ShapleyModule):
     def text_features(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.towers.encode_text(tokens)
 
-    def similarity(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Image-text similarity ``(B, T)`` of every image with every caption."""
-        return self.image_features(images) @ self.text_features(tokens).T
+    def tokenize(self, captions: list[str]) -> torch.Tensor:
+        """The model's own tokenizer (open_clip's for ``clip_model``)."""
+        return open_clip.get_tokenizer(self.hparams.clip_model)(list(captions))
+
+    def caption_scores(
+        self, images: torch.Tensor, text: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The score ``(B, T)`` of every image with every caption of unit embeddings ``text``."""
+        return self.image_features(images, keep) @ text.T
 
     def setup(self, stage: str) -> None:
         self.contrastive = ClipLoss(

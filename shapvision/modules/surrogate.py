@@ -2,7 +2,7 @@
 
 Initialised from the classifier checkpoint; trained with KL(classifier(x) || surrogate(x, S)) for one
 mask per image whose kept count is uniform in 0..N. The classifier stays inside, frozen, as the
-teacher; its weights are part of the checkpoint so ``Surrogate.load_from_checkpoint`` needs nothing else.
+teacher; its weights are part of the checkpoint, so the checkpoint alone rebuilds it.
 """
 
 import copy
@@ -12,13 +12,10 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from shapvision.metrics.masked_agreement import MaskedAgreementByFraction
 from shapvision.models.masked_classifier import MaskedClassifier
-from shapvision.modules.base import (
-    ShapleyModule,
-    TaggedCheckpointMixin,
-    check_compatible,
-    load_stage,
-)
+from shapvision.modules.base import ShapleyModule
 from shapvision.modules.classifier import Classifier
+from shapvision.modules.identity import TaggedCheckpointMixin
+from shapvision.modules.stages import check_compatible, load_stage
 from shapvision.objectives.surrogate_kl import per_sample_kl, surrogate_kl_loss
 from shapvision.shapley.samplers import UniformSizeSampler
 

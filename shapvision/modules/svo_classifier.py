@@ -28,14 +28,13 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from shapvision.models.svo_net import SVONet
-from shapvision.modules.base import ShapleyModule, TaggedCheckpointMixin
-from shapvision.objectives.svo import svo_shapley_loss
-from shapvision.shapley.samplers import ShapleyKernelSampler
+from shapvision.modules.base import ShapleyModule
+from shapvision.modules.identity import TaggedCheckpointMixin
+from shapvision.objectives.svo import SVOObjective, svo_shapley_loss
 
 StopGradient = Literal["none", "masked", "full"]
 ShapleyClasses = Literal["sampled", "all"]
 STOP_GRADIENTS = get_args(StopGradient)
-SHAPLEY_CLASSES = get_args(ShapleyClasses)
 
 
 class SVOClassifier(TaggedCheckpointMixin, ShapleyModule):
@@ -66,18 +65,9 @@ class SVOClassifier(TaggedCheckpointMixin, ShapleyModule):
             raise ValueError(
                 f"model.init_args.stop_gradient must be one of {STOP_GRADIENTS}, got {stop_gradient!r}"
             )
-        if shapley_classes not in SHAPLEY_CLASSES:
-            raise ValueError(
-                f"model.init_args.shapley_classes must be one of {SHAPLEY_CLASSES}, got {shapley_classes!r}"
-            )
-        if shapley_weight < 0:
-            raise ValueError(
-                f"model.init_args.shapley_weight (lambda) must be >= 0, got {shapley_weight}"
-            )
-        if num_masks < 1 or (paired and num_masks % 2):
-            raise ValueError(
-                f"model.init_args.num_masks must be >= 1, and even with paired=true; got {num_masks} (paired={paired})"
-            )
+        objective = SVOObjective(
+            shapley_weight, num_masks, paired, balance_mask_sizes, shapley_classes
+        )
         super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps)
         self.save_hyperparameters()
         self.net = SVONet(
@@ -86,9 +76,7 @@ class SVOClassifier(TaggedCheckpointMixin, ShapleyModule):
         self.grid_size = self.net.backbone.grid_size
         self.patch_size = self.net.backbone.patch_size
         self.num_patches = self.net.backbone.num_patches
-        self.sampler = ShapleyKernelSampler(
-            self.num_patches, paired=paired, balanced_sizes=balance_mask_sizes
-        )
+        self.objective = objective.for_patches(self.num_patches)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
@@ -98,13 +86,15 @@ class SVOClassifier(TaggedCheckpointMixin, ShapleyModule):
     def explain(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
+    def own_values(self, images: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
+        """Phi ``(B, N, K)``: the capability :class:`~shapvision.models.capabilities.SelfExplaining`."""
+        if text is not None:
+            raise ValueError("an SVO classifier votes for its classes; it takes no captions (text)")
+        return self.explain(images)
+
     def shapley_loss(self, images: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
         """Eq. 13 on fresh Shapley-kernel masks, for the votes ``phi`` of the unmasked ``images``."""
-        batch, num_masks = images.shape[0], self.hparams.num_masks
-        masks = self.sampler.sample(num_masks, batch_size=batch, device=images.device)
-        classes = None
-        if self.hparams.shapley_classes == "sampled":
-            classes = torch.randint(phi.shape[-1], (batch, num_masks), device=images.device)
+        masks, classes = self.objective.draw(images.shape[0], phi.shape[-1], images.device)
         stop = self.hparams.stop_gradient
         with torch.set_grad_enabled(torch.is_grad_enabled() and stop != "masked"):
             masked_values = self.net.masked_logits(images, masks)

@@ -31,29 +31,18 @@ over every caption of the batch: the one term that sees the offset, it picks it 
 by the ablation on digit scenes in docs/svo_clip.md.
 """
 
-from typing import Literal, get_args
+from typing import Literal
 
 import open_clip
 import torch
 
 from shapvision.models.masked_backbone import repeat_per_mask
 from shapvision.modules.image_text import ImageTextModule
-from shapvision.objectives.svo import svo_clip_shapley_loss
-from shapvision.shapley.samplers import ShapleyKernelSampler
+from shapvision.objectives.svo import SVOObjective, svo_clip_shapley_loss
 
 ShapleyCaptions = Literal["batch", "sampled", "matched"]
-SHAPLEY_CAPTIONS = get_args(ShapleyCaptions)
-
-
-def caption_choice(
-    mode: str, batch: int, num_masks: int, num_captions: int, device
-) -> torch.Tensor | None:
-    """Which caption each mask's loss term uses ``(B, M)``, or None for every caption."""
-    if mode == "batch":
-        return None
-    if mode == "sampled":
-        return torch.randint(num_captions, (batch, num_masks), device=device)
-    return torch.arange(batch, device=device).unsqueeze(1).expand(batch, num_masks)
+# the captions of the Shapley loss, as the SVO objective's targets
+CAPTION_TARGETS = {"batch": "all", "sampled": "sampled", "matched": "matched"}
 
 
 def shared_vote_fraction(votes: torch.Tensor) -> torch.Tensor:
@@ -64,7 +53,8 @@ def shared_vote_fraction(votes: torch.Tensor) -> torch.Tensor:
 
 
 class SVOCLIP(ImageTextModule):
-    """``module.explain(images, tokens)`` -> phi ``(B, N)``, one caption per image, summing to s(x, t)."""
+    """``module.explain(images, tokens)`` -> phi ``(B, N)``, one caption per image, summing to s(x, t);
+    self-explaining (:class:`~shapvision.models.capabilities.SelfExplaining`)."""
 
     def __init__(
         self,
@@ -88,24 +78,21 @@ class SVOCLIP(ImageTextModule):
         weight_decay: float = 0.1,
         warmup_steps: int = 500,
     ):
-        if shapley_weight < 0:
-            raise ValueError(
-                f"model.init_args.shapley_weight (lambda) must be >= 0, got {shapley_weight}"
-            )
         if vote_sparsity < 0:
             raise ValueError(f"model.init_args.vote_sparsity must be >= 0, got {vote_sparsity}")
-        if num_masks < 1 or (paired and num_masks % 2):
-            raise ValueError(
-                f"model.init_args.num_masks must be >= 1, and even with paired=true; got {num_masks} (paired={paired})"
-            )
         if not 0 <= caption_mean_momentum < 1:
             raise ValueError(
                 f"model.init_args.caption_mean_momentum must be in [0, 1), got {caption_mean_momentum}"
             )
-        if shapley_captions not in SHAPLEY_CAPTIONS:
-            raise ValueError(
-                f"model.init_args.shapley_captions must be one of {SHAPLEY_CAPTIONS}, got {shapley_captions!r}"
-            )
+        objective = SVOObjective(
+            shapley_weight,
+            num_masks,
+            paired,
+            balance_mask_sizes,
+            shapley_captions,
+            "shapley_captions",
+            CAPTION_TARGETS,
+        )
         super().__init__(
             clip_model,
             pretrained,
@@ -126,9 +113,7 @@ class SVOCLIP(ImageTextModule):
         # batches it has seen (a plain average until the EMA's horizon, then the EMA)
         self.register_buffer("caption_mean", torch.zeros(embed_dim))
         self.register_buffer("caption_mean_batches", torch.zeros((), dtype=torch.long))
-        self.sampler = ShapleyKernelSampler(
-            self.num_patches, paired=paired, balanced_sizes=balance_mask_sizes
-        )
+        self.objective = objective.for_patches(self.num_patches)
 
     def text_features(self, tokens: torch.Tensor) -> torch.Tensor:
         """Unit caption embeddings ``(T, D)``, minus the training captions' mean with ``centre_captions``."""
@@ -163,6 +148,18 @@ class SVOCLIP(ImageTextModule):
     def explain(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         return self.votes(self.patch_embeddings(images), self.text_features(tokens))
 
+    def own_values(self, images: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
+        """Every patch's vote ``(B, N, T)`` for each caption of unit embeddings ``text`` ``(T, D)``."""
+        if text is None:
+            raise ValueError("SVO-CLIP's votes are for captions: pass their unit embeddings (text)")
+        return self.patch_embeddings(images) @ text.T
+
+    def caption_scores(
+        self, images: torch.Tensor, text: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """s(x, t) ``(B, T)``: the sum of the patch votes (the image features are their mean)."""
+        return self.num_patches * super().caption_scores(images, text, keep)
+
     def masked_embedding_sums(self, images, masks) -> torch.Tensor:
         """sum over kept patches of the unit patch embeddings of the masked image ``(B, M, D)``."""
         batch, num_masks, num_patches = masks.shape
@@ -178,11 +175,7 @@ class SVOCLIP(ImageTextModule):
     def shapley_loss(self, images, votes, text) -> torch.Tensor:
         """Eq. 13 in logit units for the batch's captions ``text`` ``(T, D)`` (row b: image b's own),
         given the unmasked images' votes for them ``(B, N, T)`` (``patch_embeddings @ text.T``)."""
-        batch, num_masks = images.shape[0], self.hparams.num_masks
-        masks = self.sampler.sample(num_masks, batch_size=batch, device=images.device)
-        captions = caption_choice(
-            self.hparams.shapley_captions, batch, num_masks, text.shape[0], images.device
-        )
+        masks, captions = self.objective.draw(images.shape[0], text.shape[0], images.device)
         masked_sums = self.masked_embedding_sums(images, masks)
         return svo_clip_shapley_loss(votes, masked_sums, text, masks, self.logit_units(), captions)
 

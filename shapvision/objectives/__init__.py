@@ -10,7 +10,7 @@ from shapvision.objectives.salvage import (
 )
 from shapvision.objectives.simshap import SimSHAP, simshap_loss
 from shapvision.objectives.surrogate_kl import per_sample_kl, surrogate_kl_loss
-from shapvision.objectives.svo import svo_shapley_loss
+from shapvision.objectives.svo import SVOObjective, svo_shapley_loss
 
 __all__ = [
     "ExplainerObjective",
@@ -24,5 +24,6 @@ __all__ = [
     "salvage_loss",
     "simshap_loss",
     "surrogate_kl_loss",
+    "SVOObjective",
     "svo_shapley_loss",
 ]

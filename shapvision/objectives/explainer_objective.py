@@ -5,6 +5,7 @@ per patch the explainer head has, how raw outputs become attributions, which mas
 and the loss. The Explainer module only wires the surrogate's values through it.
 """
 
+import inspect
 from typing import Literal
 
 import torch
@@ -54,6 +55,15 @@ class ExplainerObjective:
     def classify(self, raw: torch.Tensor) -> torch.Tensor | None:
         """Class logits the explainer itself predicts, for objectives that define one (Salvage's u(N))."""
         return None
+
+    def config(self) -> dict:
+        """The objective as the CLI writes one (``class_path`` / ``init_args``): plain data, so a
+        checkpoint's hyperparameters hold no pickled object."""
+        parameters = inspect.signature(type(self).__init__).parameters
+        return {
+            "class_path": f"{type(self).__module__}.{type(self).__qualname__}",
+            "init_args": {name: getattr(self, name) for name in parameters if name != "self"},
+        }
 
     def __repr__(self) -> str:
         options = ", ".join(

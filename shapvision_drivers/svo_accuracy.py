@@ -1,6 +1,6 @@
 """SVO Table 1: top-1 accuracy, parameters and FLOPs per image, plain vs SVO, per backbone.
 
-    python -m shapvision.svo_accuracy --checkpoints runs/imagenet --data /data [-- --trainer.devices 8]
+    python -m shapvision_drivers.svo_accuracy --checkpoints runs/imagenet --data /data [-- --trainer.devices 8]
 
 The rows are ``experiments/tables/svo_accuracy/rows.yaml``: each names a run folder under
 ``--checkpoints`` holding ``best.ckpt``. Accuracy is ``shapvision test`` of that checkpoint (the
@@ -12,7 +12,6 @@ row whose checkpoint is missing says so instead of a figure. Written to OUT/tabl
 """
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -21,10 +20,10 @@ from pathlib import Path
 
 import yaml
 
-from shapvision.callbacks.evaluation_table import markdown_table
 from shapvision.models.cost import ModelCost, measure_cost
 from shapvision.modules.checkpoints import load_module
-from shapvision.tables import split_passthrough
+from shapvision.table_files import markdown_table, write_csv
+from shapvision_drivers.passthrough import split_passthrough
 
 ROWS = Path("experiments/tables/svo_accuracy/rows.yaml")
 
@@ -67,7 +66,7 @@ def top1_accuracy(spec: dict, checkpoint: Path, out: Path, tables: dict, extra, 
     print(f"== svo-accuracy: {spec['backbone']} {spec['model']} ({checkpoint})", flush=True)
     if subprocess.run(command, env=env).returncode:
         raise SystemExit(
-            f"shapvision.svo_accuracy: testing {checkpoint} failed; see its output above"
+            f"shapvision_drivers.svo_accuracy: testing {checkpoint} failed; see its output above"
         )
     return json.loads((out / name / "evaluation.json").read_text())["test_accuracy"]
 
@@ -130,10 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     checkpoints = args.checkpoints.expanduser().resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [table_row(row, checkpoints, args.out, spec, extra, env) for row in spec["rows"]]
-    with open(args.out / "table.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out / "table.csv", rows)
     text = (
         "# SVO Table 1: ImageNet top-1, parameters and cost per image, plain vs SVO\n\n"
         + markdown_table(rows)

@@ -1,9 +1,9 @@
 """SLURM submissions: sbatch scripts whose resources match the trainer, and dependent pipelines.
 
-    python -m shapvision.slurm script --config experiments/imagenet/trainer.yaml \\
+    python -m shapvision_drivers.slurm script --config experiments/imagenet/trainer.yaml \\
         --config experiments/imagenet/svo_vit.yaml --nodes 2 --gpus-per-node 8 --time 48:00:00 \\
         --partition gpu --account myproject -- --data.init_args.root /data/imagenet
-    python -m shapvision.slurm pipeline vitshapley-imagenette --nodes 1 --gpus-per-node 4 \\
+    python -m shapvision_drivers.slurm pipeline vitshapley-imagenette --nodes 1 --gpus-per-node 4 \\
         --time 12:00:00 --submit -- --data.init_args.root /data/imagenette2
 
 A script asks SLURM for ``--nodes`` x ``--ntasks-per-node`` tasks and passes the same numbers to the
@@ -31,7 +31,11 @@ from pathlib import Path
 
 import yaml
 
+from shapvision_drivers.passthrough import EXPERIMENTS
+
 CLIS = {"shapvision": "shapvision.cli", "shapvision-clip": "shapvision.clip_cli"}
+PIPELINES_FILE = EXPERIMENTS / "slurm" / "pipelines.yaml"
+RESOURCES_FILE = EXPERIMENTS / "slurm" / "resources.yaml"
 
 
 @dataclass(frozen=True)
@@ -42,99 +46,37 @@ class Stage:
     cli: str = "shapvision"
 
 
-def vitshapley(folder: str, trainer: str = "trainer.yaml") -> tuple[Stage, ...]:
-    base = f"experiments/{folder}/{trainer}"
-    return (
-        Stage("classifier", (base, f"experiments/{folder}/classifier.yaml")),
-        Stage(
-            "surrogate",
-            (base, f"experiments/{folder}/surrogate.yaml"),
-            "model.init_args.classifier_checkpoint",
-        ),
-        Stage(
-            "explainer",
-            (
-                base,
-                f"experiments/{folder}/{'explainer_fastshap' if folder == 'digits' else 'explainer'}.yaml",
-            ),
-            "model.init_args.surrogate_checkpoint",
-        ),
-    )
+def read_pipelines(path: Path = PIPELINES_FILE) -> dict[str, tuple[Stage, ...]]:
+    """The pipelines of ``experiments/slurm/pipelines.yaml``: name -> its stages, in order."""
+    pipelines = {}
+    for name, stages in yaml.safe_load(path.read_text()).items():
+        pipelines[name] = tuple(
+            Stage(
+                stage["name"],
+                tuple(stage["configs"]),
+                stage.get("previous_option"),
+                stage.get("cli", "shapvision"),
+            )
+            for stage in stages
+        )
+        unknown = {stage.cli for stage in pipelines[name]} - set(CLIS)
+        if unknown:
+            raise ValueError(f"{path}: pipeline {name!r} names unknown CLIs {sorted(unknown)}")
+    return pipelines
 
 
-PIPELINES = {
-    "vitshapley-digits": vitshapley("digits"),
-    "vitshapley-imagenette": vitshapley("imagenette"),
-    "vitshapley-pets": vitshapley("pets"),
-    "vitshapley-mura": vitshapley("mura"),
-    "fastshap-resnet-imagenet": (
-        Stage(
-            "classifier",
-            ("experiments/imagenet/trainer.yaml", "experiments/imagenet/classifier_resnet.yaml"),
-        ),
-        Stage(
-            "surrogate",
-            ("experiments/imagenet/trainer.yaml", "experiments/imagenet/surrogate_resnet.yaml"),
-            "model.init_args.classifier_checkpoint",
-        ),
-        Stage(
-            "explainer",
-            ("experiments/imagenet/trainer.yaml", "experiments/imagenet/explainer_resnet.yaml"),
-            "model.init_args.surrogate_checkpoint",
-        ),
-    ),
-    "clip-then-svo-clip-digits": (
-        Stage(
-            "clip",
-            ("experiments/digits_clip/trainer.yaml", "experiments/digits_clip/clip.yaml"),
-            cli="shapvision-clip",
-        ),
-        Stage(
-            "svo_clip",
-            ("experiments/digits_clip/trainer.yaml", "experiments/digits_clip/svo_clip.yaml"),
-            "model.init_args.init_from",
-            cli="shapvision-clip",
-        ),
-    ),
-}
-
-
-# The committed templates (experiments/slurm/, ``python -m shapvision.slurm templates``): resources per
-# experiment folder; partition and account go on the sbatch command line (``sbatch -p gpu -A proj``),
-# other node or GPU counts through ``script``, which keeps the trainer's options in step.
-TEMPLATE_RESOURCES = {
-    "digits": dict(nodes=1, gpus_per_node=0, tasks_per_node=1, cpus_per_task=2, time="02:00:00"),
-    "digits_clip": dict(
-        nodes=1, gpus_per_node=0, tasks_per_node=1, cpus_per_task=2, time="02:00:00"
-    ),
-    "imagenette": dict(
-        nodes=1, gpus_per_node=4, tasks_per_node=None, cpus_per_task=8, time="12:00:00"
-    ),
-    "pets": dict(nodes=1, gpus_per_node=4, tasks_per_node=None, cpus_per_task=8, time="12:00:00"),
-    "mura": dict(nodes=1, gpus_per_node=4, tasks_per_node=None, cpus_per_task=8, time="12:00:00"),
-    "imagenet": dict(
-        nodes=2, gpus_per_node=8, tasks_per_node=None, cpus_per_task=8, time="48:00:00"
-    ),
-    "cc3m": dict(nodes=2, gpus_per_node=8, tasks_per_node=None, cpus_per_task=8, time="48:00:00"),
-}
+PIPELINES = read_pipelines()
+# The committed templates' resources per experiment folder, and the tables that get a script.
+RESOURCES = yaml.safe_load(RESOURCES_FILE.read_text())
+TEMPLATE_RESOURCES, SEED_TABLES = RESOURCES["folders"], tuple(RESOURCES["seed_tables"])
 NOT_FIT_STAGES = ("trainer", "evaluation_", "demo_")
 TEMPLATE_LOGS = (
     "experiments/slurm/logs"  # kept in git (empty): SLURM needs the folder at submission
 )
 
 
-SEED_TABLES = (
-    "svo-faithfulness",
-    "svo-segmentation",
-    "svo-retrieval",
-    "svo-clip-insdel",
-    "salvage",
-    "vitshapley",
-)
-
-
 def table_script(table: str, time: str = "24:00:00", cpus_per_task: int = 8) -> str:
-    """One seeds' table (``python -m shapvision.tables``: one ``shapvision test`` after another) as a
+    """One seeds' table (``python -m shapvision_drivers.tables``: one ``shapvision test`` after another) as a
     one-GPU job. Not requeued: a table has nothing to resume, a preempted one is resubmitted."""
     header = sbatch_header(
         f"table-{table}", 1, 1, 1, cpus_per_task, time, TEMPLATE_LOGS, requeue=False
@@ -144,7 +86,7 @@ def table_script(table: str, time: str = "24:00:00", cpus_per_task: int = 8) -> 
         "",
         "# Options after the script's name (--data /data --checkpoints runs/imagenet) go to the table.",
         "set -euo pipefail",
-        f'srun python -m shapvision.tables {table} --out "runs/tables/{table}/job$SLURM_JOB_ID" "$@" '
+        f'srun python -m shapvision_drivers.tables {table} --out "runs/tables/{table}/job$SLURM_JOB_ID" "$@" '
         "-- --trainer.num_nodes 1 --trainer.devices 1",
         "",
     ]

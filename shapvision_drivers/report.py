@@ -1,14 +1,16 @@
 """The digits demo report: the training stages' test metrics and the demo's evaluation table.
 
-python -m shapvision.report --runs runs/digits --table runs/demo --out runs/demo [--elapsed "..."]
+python -m shapvision_drivers.report --runs runs/digits --table runs/demo --out runs/demo [--elapsed "..."]
 
 ``--runs`` holds the classifier / surrogate / svo_vit runs (their ``test_metrics.json``); ``--table``
-the output of ``python -m shapvision.tables demo`` (``table.md`` and the per-run folders).
+the output of ``python -m shapvision_drivers.tables demo`` (``table.md`` and the per-run folders).
 """
 
 import argparse
 import json
 from pathlib import Path
+
+from shapvision.table_files import markdown_table
 
 
 def read_json(path: Path) -> dict:
@@ -23,27 +25,34 @@ def stage_table(runs: Path) -> list[str]:
     classifier = read_json(runs / "classifier" / "test_metrics.json")
     surrogate = read_json(runs / "surrogate" / "test_metrics.json")
     svo = read_json(runs / "svo_vit" / "test_metrics.json")
-    lines = [
-        "| quantity | value |",
-        "|---|---|",
-        f"| classifier test accuracy | {classifier['test/acc']:.4f} |",
-        f"| SVO-ViT test accuracy (same backbone and schedule, CE + lambda * Shapley loss) | {svo['test/acc']:.4f} |",
-        f"| surrogate test accuracy, full image | {surrogate['test/acc_full_image']:.4f} |",
-        f"| surrogate KL to classifier, random masks | {surrogate['test/kl']:.4f} |",
+    rows = [
+        {"quantity": "classifier test accuracy", "value": classifier["test/acc"]},
+        {
+            "quantity": "SVO-ViT test accuracy (same backbone and schedule, CE + lambda * Shapley loss)",
+            "value": svo["test/acc"],
+        },
+        {
+            "quantity": "surrogate test accuracy, full image",
+            "value": surrogate["test/acc_full_image"],
+        },
+        {"quantity": "surrogate KL to classifier, random masks", "value": surrogate["test/kl"]},
     ]
     for key in sorted(k for k in surrogate if k.startswith("test/kl_kept_")):
         fraction = key.removeprefix("test/kl_kept_")
-        lines.append(
-            f"| surrogate KL / accuracy, fraction kept {fraction} | {surrogate[key]:.4f} / {surrogate['test/acc_kept_' + fraction]:.4f} |"
+        rows.append(
+            {
+                "quantity": f"surrogate KL / accuracy, fraction kept {fraction}",
+                "value": f"{surrogate[key]:.4f} / {surrogate['test/acc_kept_' + fraction]:.4f}",
+            }
         )
-    return lines
+    return markdown_table(rows).rstrip("\n").split("\n")
 
 
 def build_report(runs: Path, table: Path, out: Path, elapsed: str | None) -> str:
     evaluation = (table / "table.md").read_text() if (table / "table.md").is_file() else None
     if evaluation is None:
         raise FileNotFoundError(
-            f"{table / 'table.md'} not found: run `python -m shapvision.tables demo --out {table}`"
+            f"{table / 'table.md'} not found: run `python -m shapvision_drivers.tables demo --out {table}`"
         )
     body = evaluation.split("\n", 2)[2]  # the table without its title line
     lines = ["# shapvision digits report", ""]

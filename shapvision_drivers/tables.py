@@ -1,7 +1,7 @@
 """The seeds' tables: each one a set of evaluation runs (configs under experiments/) merged into one table.
 
-    python -m shapvision.tables compare-digits
-    python -m shapvision.tables svo-faithfulness --checkpoints runs/imagenet --data /data [-- --trainer.devices 8]
+    python -m shapvision_drivers.tables compare-digits
+    python -m shapvision_drivers.tables svo-faithfulness --checkpoints runs/imagenet --data /data [-- --trainer.devices 8]
 
 Every run is ``shapvision test --config TRAINER --config RUN [options after --]``, writing into
 ``OUT/<run>/`` (evaluation.csv / .md / .json, heatmaps.png, TensorBoard); the merged table, a row per
@@ -13,7 +13,6 @@ that has both methods, a paired bootstrap test per column on the images both wer
 """
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -23,10 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 
-from shapvision.callbacks.evaluation_table import markdown_table
 from shapvision.metrics.bootstrap import paired_bootstrap
 from shapvision.metrics.registry import METRICS
+from shapvision.table_files import markdown_table, write_csv
+from shapvision_drivers.passthrough import EXPERIMENTS, split_passthrough
+
+TABLES_FILE = EXPERIMENTS / "tables" / "tables.yaml"
+CLIS = {"shapvision": "shapvision.cli", "shapvision-clip": "shapvision.clip_cli"}
 
 
 @dataclass(frozen=True)
@@ -35,146 +39,25 @@ class Table:
     trainer: str
     runs: dict[str, str]
     columns: tuple[str, ...]
-    cli: str = "shapvision.cli"
+    cli: str = "shapvision"
 
 
-FAITHFULNESS = ("aopc", "lodds", "saco")
-SEGMENTATION = ("pixel_accuracy", "mAP", "mIoU")
-SVO_RUNS = {
-    "ViT-B/16": "vit",
-    "ResNet-50": "resnet",
-    "SVO-ViT": "svo_vit",
-    "SVO-ResNet": "svo_resnet",
-}
+def read_tables(path: Path = TABLES_FILE) -> dict[str, Table]:
+    """The tables of ``experiments/tables/tables.yaml``, by name."""
+    tables = {}
+    for name, spec in yaml.safe_load(path.read_text()).items():
+        cli = spec.get("cli", "shapvision")
+        if cli not in CLIS:
+            raise ValueError(
+                f"{path}: table {name!r} has cli {cli!r}; expected one of {list(CLIS)}"
+            )
+        tables[name] = Table(
+            spec["title"], spec["trainer"], dict(spec["runs"]), tuple(spec.get("columns", ())), cli
+        )
+    return tables
 
-TABLES = {
-    "demo": Table(
-        "digits demo: the FastSHAP explainer and SVO-ViT against exact Shapley values and KernelSHAP",
-        "experiments/digits/trainer.yaml",
-        {
-            "surrogate + FastSHAP explainer": "experiments/digits/demo_vitshapley.yaml",
-            "SVO-ViT (logit game)": "experiments/digits/demo_svo.yaml",
-        },
-        (
-            "shapley_l2",
-            "shapley_pearson",
-            "shapley_spearman",
-            "insertion_patches",
-            "deletion_patches",
-            "insertion_pixels",
-            "deletion_pixels",
-            "ms_per_image",
-        ),
-    ),
-    "compare-digits": Table(
-        "digits: every method x every metric (ink masks for localisation)",
-        "experiments/digits/trainer.yaml",
-        {
-            "surrogate (ViT-Shapley family)": "experiments/digits/evaluation_vitshapley.yaml",
-            "SVO-ViT": "experiments/digits/evaluation_svo.yaml",
-        },
-        (
-            "shapley_pearson",
-            "shapley_spearman",
-            "insertion_patches",
-            "deletion_patches",
-            "insertion_pixels",
-            "deletion_pixels",
-            "aopc",
-            "lodds",
-            "saco",
-            "srg",
-            "r_srg",
-            "rma",
-            "rra",
-            "pixel_accuracy",
-            "mAP",
-            "mIoU",
-            "efficiency_gap",
-            "sparseness",
-            "max_sensitivity",
-            "mprt_spearman",
-            "mprt_ssim",
-            "ms_per_image",
-        ),
-    ),
-    "svo-faithfulness": Table(
-        "SVO Table 2: AOPC (up) / LOdds (down) / SaCo (up), ImageNet val",
-        "experiments/tables/trainer.yaml",
-        {k: f"experiments/tables/svo_faithfulness/{v}.yaml" for k, v in SVO_RUNS.items()},
-        FAITHFULNESS,
-    ),
-    "svo-segmentation": Table(
-        "SVO Table 3: ImageNet-Segmentation pixel accuracy / mAP / mIoU",
-        "experiments/tables/trainer.yaml",
-        {k: f"experiments/tables/svo_segmentation/{v}.yaml" for k, v in SVO_RUNS.items()},
-        SEGMENTATION,
-    ),
-    "salvage": Table(
-        "Salvage Table 1: SRG / R-SRG on Pets, ImageNette, MURA; RMA / RRA on Pets (trimaps)",
-        "experiments/tables/trainer.yaml",
-        {ds: f"experiments/tables/salvage/{ds}.yaml" for ds in ("pets", "imagenette", "mura")},
-        ("srg", "r_srg", "rma", "rra"),
-    ),
-    "demo-clip": Table(
-        "digit scenes: plain CLIP vs SVO-CLIP, retrieval and caption explanations",
-        "experiments/digits_clip/trainer.yaml",
-        {
-            "CLIP": "experiments/digits_clip/evaluation_clip.yaml",
-            "SVO-CLIP": "experiments/digits_clip/evaluation_svo_clip.yaml",
-        },
-        (
-            "rma",
-            "rra",
-            "shapley_pearson",
-            "shapley_spearman",
-            "insertion_patches",
-            "deletion_patches",
-            "insertion_t2i_r1",
-            "deletion_t2i_r1",
-            "insertion_i2t_r1",
-            "deletion_i2t_r1",
-            "ms_per_pair",
-        ),
-        "shapvision.clip_cli",
-    ),
-    "svo-retrieval": Table(
-        "SVO Table 4: zero-shot retrieval (Karpathy test) of SVO-CLIP and the plain CLIP fine-tune",
-        "experiments/tables/trainer.yaml",
-        {
-            f"{model} {dataset}": f"experiments/tables/svo_retrieval/{run}_{dataset.lower()}.yaml"
-            for run, model in (("svo_clip", "SVO-CLIP"), ("clip", "CLIP"))
-            for dataset in ("COCO", "Flickr30k")
-        },
-        (),
-        "shapvision.clip_cli",
-    ),
-    "svo-clip-insdel": Table(
-        "SVO Tables 5-6: retrieval insertion (up) / deletion (down) AUC on COCO (ours: ECLIP's protocol on retrieval)",
-        "experiments/tables/trainer.yaml",
-        {
-            "SVO-CLIP": "experiments/tables/svo_clip_insdel/svo_clip.yaml",
-            "CLIP": "experiments/tables/svo_clip_insdel/clip.yaml",
-        },
-        (
-            "insertion_t2i_r1",
-            "insertion_t2i_r5",
-            "insertion_i2t_r1",
-            "insertion_i2t_r5",
-            "deletion_t2i_r1",
-            "deletion_t2i_r5",
-            "deletion_i2t_r1",
-            "deletion_i2t_r5",
-        ),
-        "shapvision.clip_cli",
-    ),
-    "vitshapley": Table(
-        "ViT-Shapley insertion / deletion on ImageNette and Pets",
-        "experiments/tables/trainer.yaml",
-        {ds: f"experiments/tables/vitshapley/{ds}.yaml" for ds in ("imagenette", "pets")},
-        ("insertion_patches", "deletion_patches", "insertion_pixels", "deletion_pixels"),
-    ),
-}
+
+TABLES = read_tables()
 
 
 def run_name(key: str) -> str:
@@ -185,7 +68,7 @@ def run_command(table: Table, config: str, out: Path, folder: str, extra: list[s
     return [
         sys.executable,
         "-m",
-        table.cli,
+        CLIS[table.cli],
         "test",
         "--config",
         table.trainer,
@@ -232,7 +115,9 @@ def run_evaluations(name: str, out: Path, extra: list[str], env: dict[str, str],
         for key, config, log, process in running:
             if process.wait():
                 shown = f":\n{log.read_text()[-4000:]}" if log else "; see its output above"
-                raise SystemExit(f"shapvision.tables: the run {key!r} ({config}) failed{shown}")
+                raise SystemExit(
+                    f"shapvision_drivers.tables: the run {key!r} ({config}) failed{shown}"
+                )
 
 
 def run_table(name: str, out: Path, extra: list[str], env: dict[str, str], jobs: int = 1) -> str:
@@ -259,10 +144,7 @@ def run_table(name: str, out: Path, extra: list[str], env: dict[str, str], jobs:
         {c: row.get(c, "") for c in columns} | {b: row[b] for b in bounds if b in row}
         for row in rows
     ]
-    with open(out / "table.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "table.csv", rows)
     accuracy = "\n".join(
         f"- {key}: accuracy on the evaluated test images {r['model_accuracy']:.4f}"
         if r["model_accuracy"] is not None
@@ -312,13 +194,10 @@ def compare_methods(name: str, out: Path, a: str, b: str, resamples: int = 2000)
                 )
     if not rows:
         raise SystemExit(
-            f"shapvision.tables --compare: no run of {name!r} in {out} scored both {a!r} and {b!r} "
+            f"shapvision_drivers.tables --compare: no run of {name!r} in {out} scored both {a!r} and {b!r} "
             "(method row names as in evaluation.md)"
         )
-    with open(out / "comparison.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "comparison.csv", rows)
     text = (
         f"# {a} vs {b}: paired bootstrap over the images both were scored on ({resamples} resamples)\n\n"
         + markdown_table(rows)
@@ -326,14 +205,6 @@ def compare_methods(name: str, out: Path, a: str, b: str, resamples: int = 2000)
     )
     (out / "comparison.md").write_text(text)
     return text
-
-
-def split_passthrough(argv: list[str] | None) -> tuple[list[str], list[str]]:
-    """A driver's own arguments, and those after ``--`` that it passes to every CLI run."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--" not in argv:
-        return argv, []
-    return argv[: argv.index("--")], argv[argv.index("--") + 1 :]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 """The SVO ablation table: accuracy vs Shapley accuracy over lambda, stop_gradient and the CLS token.
 
-python -m shapvision.svo_ablation --runs runs/digits/svo_ablation --out docs/svo_ablation.md
+python -m shapvision_drivers.svo_ablation --runs runs/digits/svo_ablation --out docs/svo_ablation.md
 
 Every run folder under ``--runs`` holds the ``hparams.yaml`` of its fit, the ``test_metrics.json`` of
 its test and ``evaluation/evaluation.json`` of its evaluation (``make svo-ablation-digits`` makes all three).
@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 import yaml
+
+from shapvision.table_files import markdown_table
 
 COLUMNS = [
     ("test/acc", "test accuracy"),
@@ -48,18 +50,16 @@ def read_run(folder: Path) -> dict:
 
 
 def ablation_table(runs: list[dict]) -> str:
-    lines = [
-        "| lambda | stop_gradient | CLS | " + " | ".join(label for _, label in COLUMNS) + " |",
-        "|---|---|---|" + "---|" * len(COLUMNS),
+    rows = [
+        {
+            "lambda": f"{run['lambda']:g}",
+            "stop_gradient": run["stop_gradient"],
+            "CLS": run["cls"],
+            **{key: float(run["metrics"][key]) for key, _ in COLUMNS},
+        }
+        for run in sorted(runs, key=lambda r: (r["lambda"], r["stop_gradient"], r["cls"]))
     ]
-    for run in sorted(runs, key=lambda r: (r["lambda"], r["stop_gradient"], r["cls"])):
-        cells = [f"{run['metrics'][key]:.4f}" for key, _ in COLUMNS]
-        lines.append(
-            f"| {run['lambda']:g} | {run['stop_gradient']} | {run['cls']} | "
-            + " | ".join(cells)
-            + " |"
-        )
-    return "\n".join(lines)
+    return markdown_table(rows, headers=dict(COLUMNS)).rstrip("\n")
 
 
 def main(argv: list[str] | None = None) -> None:
