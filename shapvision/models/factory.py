@@ -30,7 +30,7 @@ from shapvision.models.weights import create_timm_model, resolve_weights_file
 
 OPEN_CLIP_PREFIX = "open_clip:"
 CLIP_CONFIGS = Path(__file__).parent / "clip_configs"
-if CLIP_CONFIGS not in open_clip.factory._MODEL_CONFIG_PATHS:
+if not {path.stem for path in CLIP_CONFIGS.glob("*.json")} <= set(open_clip.list_models()):
     open_clip.add_model_config(CLIP_CONFIGS)
 
 
