@@ -9,7 +9,7 @@ PYTEST_FLAGS ?=
 .PHONY: install test test-slow test-notebooks test-slurm lint bench demo demo-clip clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets vitshapley-mura \
 	table-svo-faithfulness table-svo-segmentation table-svo-accuracy table-salvage table-vitshapley salvage-explainer-pets salvage-explainer-imagenette salvage-explainer-mura \
 	svo-vit-digits svo-ablation-digits svo-vit-imagenet svo-resnet-imagenet classifier-vit-imagenet classifier-resnet-imagenet fastshap-resnet-imagenet \
-	svo-clip-cc3m clip-cc3m table-svo-retrieval table-svo-clip-insdel
+	svo-clip-cc3m clip-cc3m table-svo-retrieval table-svo-clip-insdel vitshapley-imagenet
 
 install: $(STAMP)
 
@@ -240,3 +240,8 @@ endef
 fastshap-resnet-imagenet: $(STAMP)
 	$(call imagenet_stage,surrogate_resnet)
 	$(call imagenet_stage,explainer_resnet)
+
+# The ViTShapley row of SVO Tables 2-3 on ViT-B/16: surrogate then explainer, after classifier-vit-imagenet.
+vitshapley-imagenet: $(STAMP)
+	$(call imagenet_stage,surrogate_vit)
+	$(call imagenet_stage,explainer_vit)

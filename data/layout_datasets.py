@@ -5,6 +5,7 @@
     python data/layout_datasets.py pets images.tar.gz OUT --trimaps annotations.tar.gz # + OUT/masks/<split>/<breed>/<n>.png
     python data/layout_datasets.py mura MURA-v1.1.zip                      OUT   # OUT/train, OUT/valid (MURADataModule)
     python data/layout_datasets.py imagenet ILSVRC2012_img_train.tar OUT --val ILSVRC2012_img_val.tar --val-labels LOC_val_solution.csv
+    python data/layout_datasets.py cifar10 cifar-10-python.tar.gz          OUT   # the python batches (CIFAR10DataModule)
 
 Nothing is downloaded: point it at archives fetched on a machine with network access. Existing
 files in OUT are kept (rerunning resumes); an archive that is not what it should be stops the script
@@ -184,11 +185,27 @@ def imagenet(
     return count
 
 
+CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
+
+
+def cifar10(archive: Path, out: Path) -> int:
+    """The python batches of cifar-10-python.tar.gz (cifar-10-batches-py/) directly under OUT."""
+    found = set()
+    for name, data in tar_members(archive):
+        if Path(name).name in CIFAR10_FILES and Path(name).parent.name == "cifar-10-batches-py":
+            write(out / Path(name).name, data)
+            found.add(Path(name).name)
+    missing = [n for n in CIFAR10_FILES if n not in found]
+    if missing:
+        fail(f"{archive} has no cifar-10-batches-py/{', '.join(missing)}: not cifar-10-python.tar.gz")
+    return 60_000
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("dataset", choices=["imagenette", "pets", "mura", "imagenet"])
+    parser.add_argument("dataset", choices=["imagenette", "pets", "mura", "imagenet", "cifar10"])
     parser.add_argument("archive", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--val", type=Path, help="imagenet: ILSVRC2012_img_val.tar")
@@ -211,6 +228,8 @@ def main(argv=None) -> None:
         count = pets(args.archive, args.out, args.seed, args.trimaps)
     elif args.dataset == "mura":
         count = mura(args.archive, args.out)
+    elif args.dataset == "cifar10":
+        count = cifar10(args.archive, args.out)
     else:
         count = imagenet(args.archive, args.out, args.val, args.val_labels)
     print(f"{args.dataset}: {count} images laid out under {args.out}")

@@ -28,6 +28,7 @@ from shapvision.metrics.bootstrap import paired_bootstrap
 from shapvision.metrics.registry import METRICS
 from shapvision.table_files import markdown_table, write_csv
 from shapvision_drivers.passthrough import EXPERIMENTS, split_passthrough
+from shapvision_drivers.published import paper_beside_ours, read_published
 
 TABLES_FILE = EXPERIMENTS / "tables" / "tables.yaml"
 CLIS = {"shapvision": "shapvision.cli", "shapvision-clip": "shapvision.clip_cli"}
@@ -40,6 +41,7 @@ class Table:
     runs: dict[str, str]
     columns: tuple[str, ...]
     cli: str = "shapvision"
+    published: str | None = None  # the entry of published.yaml printed beside ours
 
 
 def read_tables(path: Path = TABLES_FILE) -> dict[str, Table]:
@@ -52,7 +54,12 @@ def read_tables(path: Path = TABLES_FILE) -> dict[str, Table]:
                 f"{path}: table {name!r} has cli {cli!r}; expected one of {list(CLIS)}"
             )
         tables[name] = Table(
-            spec["title"], spec["trainer"], dict(spec["runs"]), tuple(spec.get("columns", ())), cli
+            spec["title"],
+            spec["trainer"],
+            dict(spec["runs"]),
+            tuple(spec.get("columns", ())),
+            cli,
+            spec.get("published"),
         )
     return tables
 
@@ -162,8 +169,24 @@ def run_table(name: str, out: Path, extra: list[str], env: dict[str, str], jobs:
         + "\n".join(sections)
         + "\n"
     )
+    if table.published:
+        text += published_section(table.published, rows, model_rows, out)
     (out / "table.md").write_text(text)
     return text
+
+
+def published_section(key: str, rows: list[dict], model_rows: list[dict], out: Path) -> str:
+    """The published figures of ``key`` beside ours (``OUT/paper.md`` / ``.csv``), as Markdown."""
+    entry = read_published()[key]
+    lined_up = paper_beside_ours(entry, rows + [{"method": "model", **r} for r in model_rows])
+    write_csv(out / "paper.csv", lined_up)
+    section = (
+        f"\n## Published beside ours\n\nSource: {entry['source']}. Ours in the paper's units"
+        f"{' (x ' + str(entry['ours_scale']) + ')' if 'ours_scale' in entry else ''}; diff = ours - paper.\n\n"
+        + markdown_table(lined_up)
+    )
+    (out / "paper.md").write_text(section.lstrip("\n"))
+    return section
 
 
 def compare_methods(name: str, out: Path, a: str, b: str, resamples: int = 2000) -> str:

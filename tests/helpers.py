@@ -324,3 +324,39 @@ def save_checkpoint(module, path):
     trainer.strategy.connect(module)
     trainer.save_checkpoint(path)
     return str(path)
+
+
+def write_cifar10(root: Path, per_batch: int = 20, test: int = 10) -> Path:
+    """CIFAR-10's python batches in their real format: pickles of ``data`` (n, 3072) uint8,
+    channel-major, and ``labels``; ``batches.meta`` with the label names. Image k of a batch has red
+    ``k``, green ``2k`` and blue ``255 - k`` everywhere, label k mod 10."""
+    import pickle
+
+    import numpy as np
+
+    root.mkdir(parents=True, exist_ok=True)
+    names = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
+
+    def batch(count: int) -> dict:
+        k = np.arange(count)
+        planes = np.stack([k, 2 * k, 255 - k], 1).astype(np.uint8)  # (n, 3)
+        data = np.repeat(planes[:, :, None], 1024, 2).reshape(count, 3072)
+        return {b"data": data, b"labels": list(k % 10), b"batch_label": b"fixture"}
+
+    for i in range(1, 6):
+        (root / f"data_batch_{i}").write_bytes(pickle.dumps(batch(per_batch)))
+    (root / "test_batch").write_bytes(pickle.dumps(batch(test)))
+    meta = {b"label_names": [n.encode() for n in names], b"num_cases_per_batch": per_batch}
+    (root / "batches.meta").write_bytes(pickle.dumps(meta))
+    return root

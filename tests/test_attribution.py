@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from shapvision.attribution import ExplainedModel, UnsupportedBackbone, create_method
+from shapvision.attribution.attention_capture import captured_attention
 from shapvision.modules import Classifier
 
 from .helpers import RELEVANT, OnePatchClassifier
@@ -14,6 +15,7 @@ FAITHFUL = {
     "smoothgrad": {"samples": 8},
     "leave_one_out": {},
     "kernelshap": {"budget": 128, "batch_size": 64},
+    "idgi": {"n_steps": 16},
 }
 
 
@@ -49,6 +51,24 @@ def test_faithful_methods_rank_the_only_relevant_patch_first(one_patch, name):
     assert values.shape == (12, 16)
     # Ranked the way the metrics rank: by the value itself (higher = more evidence or importance).
     assert (values.argmax(1) == RELEVANT).all(), values.argmax(1)
+
+
+@pytest.mark.parametrize("output", ["logit", "probability"])
+def test_idgi_is_complete_and_puts_everything_on_the_relevant_patch(one_patch, output):
+    """IDGI shares each path step's output change by squared gradient: the attributions add up to
+    f(x) - f(baseline) exactly, whatever the number of steps, and only the relevant patch has a
+    gradient, so it gets all of it."""
+    model, images, target, index = one_patch
+    values = create_method("idgi", model, n_steps=5, output=output).explain(images, target, index)
+    with torch.no_grad():
+        scores, empty = model.logits(images), model.logits(torch.zeros_like(images))
+        if output == "probability":
+            scores, empty = scores.softmax(-1), empty.softmax(-1)
+    gain = (scores - empty).gather(1, target.view(-1, 1))[:, 0]
+    torch.testing.assert_close(values.pixels.sum((1, 2)), gain, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(values.patches[:, RELEVANT], gain, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="idgi: output must be one of"):
+        create_method("idgi", model, output="logits")
 
 
 def test_lrp_gives_relevance_to_the_relevant_patch_alone_whatever_its_sign(one_patch):
@@ -94,7 +114,7 @@ def tiny_classifier(backbone, **kwargs):
 
 def test_attention_methods_are_refused_on_a_resnet_naming_both():
     model = tiny_classifier("resnet18")
-    for name in ("rollout", "attention_last", "game"):
+    for name in ("rollout", "attention_last", "game", "attcat"):
         with pytest.raises(
             UnsupportedBackbone, match=rf"method '{name}' does not apply to .*TimmResNetBackbone"
         ):
@@ -128,3 +148,34 @@ def test_vit_attention_methods_read_the_cls_row_of_captured_attention():
     for name in ("game", "gradcam", "eigencam"):
         result = create_method(name, model).explain(images, target)
         assert result.patches.shape == (2, 16) and torch.isfinite(result.patches).all()
+
+
+def test_attcat_is_the_cls_attention_weighted_effect_of_scaling_each_token():
+    """AttCAT's class activation of token i at block l, sum_d h_{i,d} dy/dh_{i,d}, is the derivative
+    of the target's logit with respect to a factor scaling that token's output (at 1): computed
+    here through such factors, weighted by the CLS row of the head-mean attention, summed over blocks."""
+    model = tiny_classifier(
+        "vit_tiny_patch16_224",
+        backbone_kwargs={"patch_size": 8, "embed_dim": 32, "depth": 3, "num_heads": 2},
+    )
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    target = torch.tensor([0, 2, 1])
+    ours = create_method("attcat", model).explain(images, target).patches
+    blocks = list(model.backbone.model.blocks)
+    scales = [torch.ones(3, 17, 1, requires_grad=True) for _ in blocks]
+    hooks = [
+        block.register_forward_hook(lambda m, i, out, s=s: out * s)
+        for block, s in zip(blocks, scales, strict=True)
+    ]
+    try:
+        with captured_attention(model.backbone) as maps:
+            score = model.logits(images).gather(1, target.view(-1, 1)).sum()
+            activations = torch.autograd.grad(score, scales)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    expected = sum(
+        a.detach().mean(1)[:, 0, :] * g[..., 0] for a, g in zip(maps, activations, strict=True)
+    )
+    torch.testing.assert_close(ours, expected[:, 1:], atol=1e-5, rtol=1e-4)
+    assert (ours < 0).any() and (ours > 0).any()  # signed: evidence for and against

@@ -4,6 +4,7 @@ the templates' resources name configs that exist, and a wrong entry is refused n
 import pytest
 import yaml
 
+from shapvision_drivers.published import paper_beside_ours, read_published
 from shapvision_drivers.slurm import PIPELINES, SEED_TABLES, TEMPLATE_RESOURCES, read_pipelines
 from shapvision_drivers.tables import CLIS, TABLES, read_tables
 
@@ -52,3 +53,46 @@ def test_a_wrong_cli_in_the_yaml_is_refused_naming_the_file(tmp_path):
         ValueError, match=r"pipelines.yaml: pipeline 'p' names unknown CLIs \['sv'\]"
     ):
         read_pipelines(pipelines)
+
+
+def test_every_published_row_names_a_run_of_its_table_or_why_not():
+    published = read_published()
+    for name, table in TABLES.items():
+        if table.published is None:
+            continue
+        entry = published[table.published]
+        assert entry["source"] and entry["columns"], name
+        for row in entry["rows"]:
+            if "ours" in row:
+                model, _, method = row["ours"].rpartition(" / ")
+                assert model in table.runs and method, f"{name}: {row}"
+            assert set(entry["columns"]) & set(row), f"{name}: {row['row']} has no figure"
+
+
+def test_paper_beside_ours_scales_ours_and_says_why_a_row_is_empty():
+    entry = {
+        "source": "s",
+        "columns": {"mAP": "mAP (%)"},
+        "ours_scale": 100,
+        "rows": [
+            {"row": "A", "mAP": 80.0, "ours": "m / a"},
+            {"row": "B", "mAP": 70.0, "ours": "m / b"},
+            {"row": "C", "mAP": 60.0, "not_run": "no such model"},
+        ],
+    }
+    lined = paper_beside_ours(entry, [{"model": "m", "method": "a", "mAP": 0.75}])
+    assert lined[0]["mAP paper"] == 80.0 and lined[0]["mAP ours"] == pytest.approx(75.0)
+    assert lined[0]["mAP diff"] == pytest.approx(-5.0) and lined[0]["status"] == ""
+    assert lined[1]["mAP ours"] == "" and lined[1]["status"] == "not in this run's rows"
+    assert lined[2]["status"] == "not run: no such model"
+
+
+def test_a_published_row_without_ours_or_reason_is_refused(tmp_path):
+    path = tmp_path / "published.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"t": {"source": "s", "columns": {"a": "A"}, "rows": [{"row": "r", "a": 1}]}}
+        )
+    )
+    with pytest.raises(ValueError, match=r"t row 'r' needs exactly one of `ours`"):
+        read_published(path)

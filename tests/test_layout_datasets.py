@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shapvision.data import ImageFolderDataModule, MURADataModule
+from shapvision.data import CIFAR10DataModule, ImageFolderDataModule, MURADataModule
 
-from .helpers import REPOSITORY, run_module
+from .helpers import REPOSITORY, run_module, write_cifar10
 
 SCRIPT = REPOSITORY / "data" / "layout_datasets.py"
 
@@ -136,7 +136,18 @@ def test_mura_and_imagenet_archives(tmp_path):
     )
 
 
-@pytest.mark.parametrize("dataset", ["imagenette", "pets"])
+def test_the_cifar10_archive_becomes_the_python_batches_the_data_module_reads(tmp_path):
+    batches = write_cifar10(tmp_path / "cifar-10-batches-py")
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(batches, arcname="cifar-10-batches-py")
+    result = run("cifar10", tmp_path / "cifar-10-python.tar.gz", tmp_path / "cifar10")
+    assert result.returncode == 0, result.stderr
+    data = CIFAR10DataModule(str(tmp_path / "cifar10"), val_size=10)
+    data.setup("fit")
+    assert len(data.test_set) == 10 and data.class_names[0] == "airplane"
+
+
+@pytest.mark.parametrize("dataset", ["imagenette", "pets", "cifar10"])
 def test_a_wrong_archive_is_named(tmp_path, dataset):
     with tarfile.open(tmp_path / "other.tar", "w") as tar:
         add(tar, "something/else.txt", b"x")

@@ -92,6 +92,14 @@ def fixtures(tmp_path_factory):
         Explainer(surrogate_checkpoint=surrogate_resnet, head_hidden_dim=16, **common),
         ckpts / "explainer_resnet" / "best.ckpt",
     )
+    surrogate_vit = save_checkpoint(
+        Surrogate(classifier_checkpoint=str(ckpts / "classifier_vit" / "best.ckpt"), **common),
+        ckpts / "surrogate_vit" / "best.ckpt",
+    )
+    save_checkpoint(
+        Explainer(surrogate_checkpoint=surrogate_vit, head_hidden_dim=16, **common),
+        ckpts / "explainer_vit" / "best.ckpt",
+    )
     pipeline = ckpts / "pets"
     surrogate = save_checkpoint(
         Surrogate(classifier_checkpoint=str(ckpts / "classifier_vit" / "best.ckpt"), **common),
@@ -141,13 +149,30 @@ def test_svo_faithfulness_table(fixtures):
     table = run_table(fixtures, "svo-faithfulness")
     for row in (
         "| ViT-B/16 | game |",
+        "| ViT-B/16 | vit_shapley |",
+        "| ViT-B/16 | attcat |",
         "| ResNet-50 | integrated_gradients |",
+        "| ResNet-50 | idgi |",
         "| ResNet-50 | fastshap |",
         "| SVO-ViT | svo |",
         "| SVO-ResNet | svo |",
     ):
         assert row in table, table
     assert "| model | method | aopc | lodds | saco |" in table
+    # the published figures beside ours: paper column from published.yaml, ours from this run
+    paper = list(csv.DictReader((fixtures[2] / "svo-faithfulness" / "paper.csv").open()))
+    grad_cam = next(r for r in paper if r["paper row"] == "ViT-B / Grad-CAM")
+    ours = next(r for r in csv.DictReader((fixtures[2] / "svo-faithfulness" / "table.csv").open())
+                if r["model"] == "ViT-B/16" and r["method"] == "gradcam")  # fmt: skip
+    assert float(grad_cam["aopc paper"]) == 0.547
+    assert float(grad_cam["aopc ours"]) == pytest.approx(float(ours["aopc"]))
+    assert float(grad_cam["aopc diff"]) == pytest.approx(float(ours["aopc"]) - 0.547)
+    bagnet = next(r for r in paper if r["paper row"] == "BagNet")
+    assert bagnet["aopc ours"] == "" and bagnet["status"].startswith("not run: a self-explaining")
+    assert (
+        "## Published beside ours" in table
+        and "| ViT-B / Grad-CAM | ViT-B/16 / gradcam | 0.5470 |" in table
+    )
     # the paired comparison reads the runs just written: one row per column of every run with both
     run_driver(
         fixtures,
@@ -205,6 +230,10 @@ def test_salvage_and_vitshapley_tables(fixtures):
     assert (
         "| imagenette | vit_shapley |" in table and "insertion_patches | deletion_patches" in table
     )
+    assert "| mura | vit_shapley |" in table and "| pets | kernelshap |" in table
+    assert (
+        "| MURA / ViT-Shapley | mura / vit_shapley | 0.9710 |" in table
+    )  # the paper's, beside ours
 
 
 def test_svo_accuracy_table_prints_the_paper_beside_ours(fixtures):

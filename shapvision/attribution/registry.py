@@ -1,5 +1,6 @@
 """Explanation methods by name: adding one is one new file and one line here."""
 
+from shapvision.attribution.attcat import AttCAT
 from shapvision.attribution.attention_methods import (
     AttentionLast,
     AttentionRollout,
@@ -14,6 +15,7 @@ from shapvision.attribution.gradients import (
     SaliencyAttribution,
     SmoothGradAttribution,
 )
+from shapvision.attribution.idgi import IDGIAttribution
 from shapvision.attribution.learned import SVOValues
 from shapvision.attribution.lrp import LRPAttribution
 from shapvision.attribution.perturbation import KernelSHAPBudget, LeaveOneOut
@@ -29,11 +31,13 @@ METHODS: dict[str, type[AttributionMethod]] = {
         AttentionLast,
         AttentionRollout,
         GradientWeightedAttention,
+        AttCAT,
         GradCAMAttribution,
         EigenCAMAttribution,
         SaliencyAttribution,
         IntegratedGradientsAttribution,
         SmoothGradAttribution,
+        IDGIAttribution,
         LRPAttribution,
         RISEAttribution,
         LeaveOneOut,

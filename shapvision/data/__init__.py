@@ -2,6 +2,7 @@
 
 from shapvision.data.base import ShapleyDataModule
 from shapvision.data.cc3m import CC3MDataModule
+from shapvision.data.cifar10 import CIFAR10DataModule
 from shapvision.data.digit_scenes import DigitScenesDataModule
 from shapvision.data.digits import DigitsDataModule
 from shapvision.data.explain_images import ExplainImagesDataModule
@@ -14,6 +15,7 @@ from shapvision.data.parquet_image_text import ParquetImageTextDataModule
 
 __all__ = [
     "CC3MDataModule",
+    "CIFAR10DataModule",
     "KarpathyDataModule",
     "ParquetImageTextDataModule",
     "DigitScenesDataModule",
