@@ -84,22 +84,17 @@ def fixtures(tmp_path_factory):
     save_checkpoint(
         SVOClassifier(backbone="resnet18", **common), ckpts / "svo_resnet" / "best.ckpt"
     )
-    surrogate_resnet = save_checkpoint(
-        Surrogate(classifier_checkpoint=str(ckpts / "classifier_resnet" / "best.ckpt"), **common),
-        ckpts / "surrogate_resnet" / "best.ckpt",
-    )
-    save_checkpoint(
-        Explainer(surrogate_checkpoint=surrogate_resnet, head_hidden_dim=16, **common),
-        ckpts / "explainer_resnet" / "best.ckpt",
-    )
-    surrogate_vit = save_checkpoint(
-        Surrogate(classifier_checkpoint=str(ckpts / "classifier_vit" / "best.ckpt"), **common),
-        ckpts / "surrogate_vit" / "best.ckpt",
-    )
-    save_checkpoint(
-        Explainer(surrogate_checkpoint=surrogate_vit, head_hidden_dim=16, **common),
-        ckpts / "explainer_vit" / "best.ckpt",
-    )
+    for family in ("resnet", "vit"):  # the FastSHAP / ViTShapley rows: surrogate, then explainer
+        surrogate = save_checkpoint(
+            Surrogate(
+                classifier_checkpoint=str(ckpts / f"classifier_{family}" / "best.ckpt"), **common
+            ),
+            ckpts / f"surrogate_{family}" / "best.ckpt",
+        )
+        save_checkpoint(
+            Explainer(surrogate_checkpoint=surrogate, head_hidden_dim=16, **common),
+            ckpts / f"explainer_{family}" / "best.ckpt",
+        )
     pipeline = ckpts / "pets"
     surrogate = save_checkpoint(
         Surrogate(classifier_checkpoint=str(ckpts / "classifier_vit" / "best.ckpt"), **common),

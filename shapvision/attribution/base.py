@@ -54,6 +54,12 @@ def pixels_to_patches(pixels: torch.Tensor, patch_size: int) -> torch.Tensor:
     return pooled.flatten(1)
 
 
+def target_values(values: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-patch values ``(B, N)`` of each image's ``target`` from values for every class (or
+    caption) ``(B, N, K)``: how learned and self-explaining methods read their own outputs."""
+    return values.gather(2, target.view(-1, 1, 1).expand(-1, values.shape[1], 1))[..., 0]
+
+
 def per_image_generators(index: torch.Tensor, seed: int, device) -> list[torch.Generator]:
     """One generator per image, seeded by (seed, dataset index): the same draws wherever the image lands."""
     return [

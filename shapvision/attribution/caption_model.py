@@ -11,7 +11,7 @@ A method's ``target`` is the caption's position in the set captions.
 import torch
 import torch.nn as nn
 
-from shapvision.attribution.base import Attribution, AttributionMethod
+from shapvision.attribution.base import Attribution, AttributionMethod, target_values
 from shapvision.attribution.explained_model import ExplainedModel
 from shapvision.models.capabilities import SelfExplaining
 from shapvision.models.timm_transformer import TimmTransformerBackbone
@@ -73,6 +73,4 @@ class SVOCLIPVotes(AttributionMethod):
     @torch.no_grad()
     def explain(self, images, target, index=None):
         votes = self.model.module.own_values(images, self.model.network.text)
-        return Attribution(
-            votes.gather(2, target.view(-1, 1, 1).expand(-1, votes.shape[1], 1))[..., 0]
-        )
+        return Attribution(target_values(votes, target))

@@ -6,7 +6,7 @@ game (the evaluation checks the patch grid and class count), SVO explains itself
 
 import torch
 
-from shapvision.attribution.base import Attribution, AttributionMethod
+from shapvision.attribution.base import Attribution, AttributionMethod, target_values
 from shapvision.models.capabilities import ImageTextModel, SelfExplaining
 
 
@@ -29,10 +29,7 @@ class ExplainerValues(AttributionMethod):
 
     @torch.no_grad()
     def explain(self, images, target, index=None):
-        values = self.explainer.explain(images)
-        return Attribution(
-            values.gather(2, target.view(-1, 1, 1).expand(-1, values.shape[1], 1))[..., 0]
-        )
+        return Attribution(target_values(self.explainer.explain(images), target))
 
 
 class SVOValues(AttributionMethod):
@@ -50,5 +47,4 @@ class SVOValues(AttributionMethod):
 
     @torch.no_grad()
     def explain(self, images, target, index=None):
-        phi = self.model.module.own_values(images)
-        return Attribution(phi.gather(2, target.view(-1, 1, 1).expand(-1, phi.shape[1], 1))[..., 0])
+        return Attribution(target_values(self.model.module.own_values(images), target))

@@ -131,15 +131,11 @@ class Evaluation(ShapleyModule):
         raise RuntimeError("Evaluation is not trained: run `shapvision test` (or validate) with it")
 
     def on_test_start(self) -> None:
-        self.core.start()
-        datamodule = self.trainer.datamodule
-        missing = self.core.metrics_needing("masks")
-        if missing and not getattr(datamodule, "has_masks", False):
-            raise ValueError(
-                f"metrics {missing} need ground-truth masks, and {type(datamodule).__name__} yields none; "
-                "use ImageNetSegmentationDataModule, ImageFolderDataModule with mask_root, "
-                "or DigitsDataModule with ink_masks: true"
-            )
+        self.core.start(
+            self.trainer.datamodule,
+            "ground-truth masks (ImageNetSegmentationDataModule, ImageFolderDataModule with "
+            "mask_root, or DigitsDataModule with ink_masks: true)",
+        )
         retrieval = self.core.metrics_needing("retrieval")
         if retrieval:
             raise ValueError(

@@ -103,11 +103,19 @@ class EvaluationCore(torch.nn.Module):
         """Whether any metric scores every caption of an image (image-text evaluation)."""
         return any(getattr(METRICS[name], "per_caption", False) for name in self.metric_names)
 
-    def start(self) -> None:
+    def start(self, datamodule, masks: str) -> None:
+        """Before the first batch: autograd must be on, and metrics that need ground-truth masks need
+        a data module that has them (``masks`` says which provide them, for the error)."""
         if torch.is_inference_mode_enabled():
             raise RuntimeError(
                 "gradient-based methods need autograd during test: set trainer.inference_mode: false "
                 "(experiments/*/evaluation*.yaml do)"
+            )
+        missing = self.metrics_needing("masks")
+        if missing and not getattr(datamodule, "has_masks", False):
+            raise ValueError(
+                f"metrics {missing} need {masks}, and {type(datamodule).__name__} yields none; "
+                "use such data or drop them from model.init_args.metrics"
             )
         self.examples = []
 

@@ -109,13 +109,10 @@ class ImageTextEvaluation(ShapleyModule):
             self.tokenizer = open_clip.get_tokenizer(self.hparams.clip_model)
 
     def on_test_start(self) -> None:
-        self.core.start()
-        missing = self.core.metrics_needing("masks")
-        if missing and not getattr(self.trainer.datamodule, "has_masks", False):
-            raise ValueError(
-                f"metrics {missing} need the region each caption names (caption_patches), which only "
-                "DigitScenesDataModule provides; drop them from model.init_args.metrics"
-            )
+        self.core.start(
+            self.trainer.datamodule,
+            "the region each caption names (caption_patches, which only DigitScenesDataModule provides)",
+        )
 
     def test_step(self, batch, batch_idx):
         if batch is None:

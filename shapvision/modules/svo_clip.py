@@ -205,5 +205,5 @@ class SVOCLIP(ImageTextModule):
         images = batch["image"]
         text = self.text_features(batch["text"][:, 0])
         with self.fixed_random_stream(batch_idx, images.device):
-            shapley = self.shapley_loss(images, self.patch_embeddings(images) @ text.T, text)
+            shapley = self.shapley_loss(images, self.own_values(images, text), text)
         self.log(f"{stage}/shapley_loss", shapley, sync_dist=True, batch_size=images.shape[0])
