@@ -125,10 +125,14 @@ class LightningTipFilter(logging.Filter):
         return not record.getMessage().startswith("💡 Tip")
 
 
+# one instance: adding it again (every launch in one process) is a no-op for logging
+TIP_FILTER = LightningTipFilter()
+
+
 def silence_lightning_tips() -> None:
     """Lightning advertises its cloud products at every fit (a "Tip" per logger and checkpoint)."""
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(LightningTipFilter())
+        logging.getLogger(name).addFilter(TIP_FILTER)
 
 
 class RunAwareCLI(LightningCLI):

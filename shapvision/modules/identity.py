@@ -22,10 +22,16 @@ IDENTITY_OPTIONS = (
 )
 
 
+def checkpoint_kind(cls: type) -> str:
+    """The kind a checkpoint of module class ``cls`` records (``shapvision_module``): its class name,
+    which :data:`shapvision.modules.checkpoints.MODULES` maps back to the class."""
+    return cls.__name__
+
+
 def shapvision_identity(module, datamodule) -> dict:
     """Module class, data class and the identity options of a module, as comparable strings."""
     identity = {
-        "module": type(module).__name__,
+        "module": checkpoint_kind(type(module)),
         "data": None if datamodule is None else type(datamodule).__name__,
     }
     for option in IDENTITY_OPTIONS:
@@ -49,12 +55,6 @@ def data_description(datamodule) -> dict:
     except (AttributeError, NotImplementedError):
         pass  # image-text data: no classes
     return description
-
-
-def checkpoint_kind(cls: type) -> str:
-    """The kind a checkpoint of module class ``cls`` records (``shapvision_module``): its class name,
-    which :data:`shapvision.modules.checkpoints.MODULES` maps back to the class."""
-    return cls.__name__
 
 
 class TaggedCheckpointMixin:
