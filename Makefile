@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 
-.PHONY: install test test-slow test-notebooks test-slurm lint bench demo demo-clip clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets vitshapley-mura \
-	table-svo-faithfulness table-svo-segmentation table-svo-accuracy table-salvage table-vitshapley salvage-explainer-pets salvage-explainer-imagenette salvage-explainer-mura \
+.PHONY: install test test-slow test-notebooks test-slurm lint bench demo demo-clip clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets vitshapley-mura vitshapley-wbc \
+	table-svo-faithfulness table-svo-segmentation table-svo-segmentation-imagenet-s table-svo-accuracy table-salvage table-salvage-accuracy table-vitshapley salvage-explainer-pets salvage-explainer-imagenette salvage-explainer-mura salvage-explainer-wbc simshap-cifar10 table-simshap \
 	svo-vit-digits svo-ablation-digits svo-vit-imagenet svo-resnet-imagenet classifier-vit-imagenet classifier-resnet-imagenet fastshap-resnet-imagenet \
 	svo-clip-cc3m clip-cc3m table-svo-retrieval table-svo-clip-insdel vitshapley-imagenet
 
@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BENCH_ENV) $(BIN)/python benchmarks/insertion_deletion.py --backbone vit_small_patch16_224 --chunk 64 --repeats 1 --no-warmup
 	$(BENCH_ENV) $(BIN)/python benchmarks/svo_clip_step.py
 	$(BENCH_ENV) $(BIN)/python benchmarks/quantus_curves.py --images 2
+	$(BENCH_ENV) $(BIN)/python benchmarks/clip_explainers.py
 	$(BIN)/python benchmarks/shard_decoding.py
 
 SV := $(BIN)/shapvision
@@ -132,18 +133,22 @@ compare-digits: $(DIGITS_CHECKPOINTS)
 	$(TABLES) compare-digits --out runs/compare-digits
 
 # The seeds' tables at full size (GPU) from trained runs under CKPTS (default runs/imagenet, or the
-# folder holding pets/ imagenette/ mura/ runs) and datasets under DATA; ARGS go to every `shapvision test`.
+# folder holding pets/ imagenette/ mura/ wbc/ runs) and datasets under DATA; ARGS go to every `shapvision test`.
 CKPTS ?= runs/imagenet
 define table
 	@test -n "$(DATA)" || { echo "usage: make $@ DATA=/path/to/datasets [CKPTS=runs/...] [ARGS='--trainer.devices 8']"; exit 2; }
-	$(TABLES) $(1) --data $(DATA) --checkpoints $(CKPTS) -- $(ARGS)
+	$(TABLES) $(1) --data $(DATA) --checkpoints $(CKPTS) $(if $(WEIGHTS),--weights $(WEIGHTS)) -- $(ARGS)
 endef
 table-svo-faithfulness: $(STAMP)
 	$(call table,svo-faithfulness)
 table-svo-segmentation: $(STAMP)
 	$(call table,svo-segmentation)
+table-svo-segmentation-imagenet-s: $(STAMP)
+	$(call table,svo-segmentation-imagenet-s)
 table-salvage: $(STAMP)
 	$(call table,salvage)
+table-salvage-accuracy: $(STAMP)
+	$(call table,salvage-accuracy)
 table-vitshapley: $(STAMP)
 	$(call table,vitshapley)
 
@@ -178,6 +183,25 @@ vitshapley-pets: $(STAMP)
 vitshapley-mura: $(STAMP)
 	$(call folder_pipeline,mura)
 
+vitshapley-wbc: $(STAMP)
+	$(call folder_pipeline,wbc)
+
+# The SimSHAP table's pipeline (GPU): CIFAR-10 at 224, ViT-B/16 classifier -> surrogate -> FastSHAP and
+# SimSHAP explainers, each fit then tested; then make table-simshap DATA=<folder holding cifar10/> CKPTS=runs.
+#   make simshap-cifar10 DATA=/data/cifar10 WEIGHTS=/models/vit_base_patch16_224.safetensors
+define cifar10_stage
+	$(SV) fit --config experiments/cifar10/trainer.yaml --config experiments/cifar10/$(1).yaml --data.init_args.root $(DATA) $(2)
+	$(SV) test --config experiments/cifar10/trainer.yaml --config experiments/cifar10/$(1).yaml --data.init_args.root $(DATA) --ckpt_path runs/cifar10/$(1)/best.ckpt $(3)
+endef
+simshap-cifar10: $(STAMP)
+	@test -n "$(DATA)" -a -n "$(WEIGHTS)" || { echo "usage: make $@ DATA=/path/to/cifar10 WEIGHTS=/path/to/vit_base_patch16_224 weights"; exit 2; }
+	$(call cifar10_stage,classifier,--model.init_args.pretrained $(WEIGHTS),--model.init_args.pretrained false)
+	$(call cifar10_stage,surrogate)
+	$(call cifar10_stage,explainer_fastshap)
+	$(call cifar10_stage,explainer_simshap)
+table-simshap: $(STAMP)
+	$(call table,simshap)
+
 # The Salvage explainer on a pipeline's surrogate (for `make table-salvage`): make salvage-explainer-pets DATA=...
 define salvage_explainer
 	@test -n "$(DATA)" || { echo "usage: make $@ DATA=/path/to/dataset (after make vitshapley-$(1))"; exit 2; }
@@ -189,6 +213,8 @@ salvage-explainer-imagenette: $(STAMP)
 	$(call salvage_explainer,imagenette)
 salvage-explainer-mura: $(STAMP)
 	$(call salvage_explainer,mura)
+salvage-explainer-wbc: $(STAMP)
+	$(call salvage_explainer,wbc)
 
 # SVO on ImageNet (GPU), each run fit then test on val/; the plain classifiers are the accuracy baselines:
 #   make svo-vit-imagenet DATA=/data/imagenet WEIGHTS=/models/vit_base_patch16_224.safetensors

@@ -6,6 +6,8 @@
     python data/layout_datasets.py mura MURA-v1.1.zip                      OUT   # OUT/train, OUT/valid (MURADataModule)
     python data/layout_datasets.py imagenet ILSVRC2012_img_train.tar OUT --val ILSVRC2012_img_val.tar --val-labels LOC_val_solution.csv
     python data/layout_datasets.py cifar10 cifar-10-python.tar.gz          OUT   # the python batches (CIFAR10DataModule)
+    python data/layout_datasets.py imagenet-s ImageNetS919.zip OUT --val ILSVRC2012_img_val.tar  # ImageNetSDataModule
+    python data/layout_datasets.py wbc WBC.zip                             OUT   # <class>/<image> -> train/ val/ test/ 80/10/10
 
 Nothing is downloaded: point it at archives fetched on a machine with network access. Existing
 files in OUT are kept (rerunning resumes); an archive that is not what it should be stops the script
@@ -67,8 +69,48 @@ def imagenette(archive: Path, out: Path) -> int:
 PET_TRIMAP_CLASSES = (1, 3)
 
 
+def split_per_class(by_class: dict[str, list], out: Path, seed: int) -> dict[str, tuple[str, str]]:
+    """80/10/10 train / val / test per class, shuffled by ``seed`` after sorting: {stem: (split, class)}."""
+    rng, split_of = random.Random(seed), {}
+    for label, items in sorted(by_class.items()):
+        items.sort()
+        rng.shuffle(items)
+        n_train, n_val = int(0.8 * len(items)), int(0.1 * len(items))
+        for i, (file, data) in enumerate(items):
+            split = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+            write(out / split / label / file, data)
+            split_of[Path(file).stem] = (split, label)
+    return split_of
+
+
+def archive_members(archive: Path):
+    """(name, bytes) of every file in a zip or tar archive."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as handle:
+            for name in handle.namelist():
+                if not name.endswith("/"):
+                    yield name, handle.read(name)
+    else:
+        yield from tar_members(archive)
+
+
+def class_folders(archive: Path, out: Path, seed: int = 44) -> int:
+    """An archive of ``.../<class>/<image>`` (WBC) split 80/10/10 per class with ``seed``, as Pets."""
+    by_class = defaultdict(list)
+    for name, data in archive_members(archive):
+        parts = Path(name).parts
+        if len(parts) >= 2 and IMAGE.search(name) and not parts[-1].startswith("."):
+            by_class[parts[-2]].append((parts[-1], data))
+    if len(by_class) < 2:
+        fail(
+            f"{archive} has no <class>/<image> folders of at least two classes: expected one folder per class"
+        )
+    split_per_class(by_class, out, seed)
+    return sum(len(v) for v in by_class.values())
+
+
 def pets(archive: Path, out: Path, seed: int = 44, trimaps: Path | None = None) -> int:
-    by_breed, split_of = defaultdict(list), {}
+    by_breed = defaultdict(list)
     for name, data in tar_members(archive):
         match = re.fullmatch(r"(?:.*/)?images/(.+)_(\d+)\.jpg", name)
         if match:
@@ -77,15 +119,7 @@ def pets(archive: Path, out: Path, seed: int = 44, trimaps: Path | None = None) 
         fail(
             f"{archive} has no images/<Breed_Name>_<n>.jpg: is it the Oxford-IIIT Pets images.tar.gz?"
         )
-    rng = random.Random(seed)
-    for breed, items in sorted(by_breed.items()):
-        items.sort()
-        rng.shuffle(items)
-        n_train, n_val = int(0.8 * len(items)), int(0.1 * len(items))
-        for i, (file, data) in enumerate(items):
-            split = "train" if i < n_train else "val" if i < n_train + n_val else "test"
-            write(out / split / breed / file, data)
-            split_of[Path(file).stem] = (split, breed)
+    split_of = split_per_class(by_breed, out, seed)
     if trimaps is not None:
         pets_masks(trimaps, out / "masks", split_of)
     return sum(len(v) for v in by_breed.values())
@@ -197,22 +231,62 @@ def cifar10(archive: Path, out: Path) -> int:
             found.add(Path(name).name)
     missing = [n for n in CIFAR10_FILES if n not in found]
     if missing:
-        fail(f"{archive} has no cifar-10-batches-py/{', '.join(missing)}: not cifar-10-python.tar.gz")
+        fail(
+            f"{archive} has no cifar-10-batches-py/{', '.join(missing)}: not cifar-10-python.tar.gz"
+        )
     return 60_000
+
+
+def imagenet_s(masks_zip: Path, out: Path, val_archive: Path | None) -> int:
+    """ImageNet-S validation: the release's masks (``.../validation-segmentation/<wnid>/<name>.png`` in
+    its zip) under OUT/validation-segmentation, and each mask's image copied from ImageNet val
+    (``<name>.JPEG``, flat or per synset in the tar) to OUT/validation/<wnid>/, as the release's
+    ``datapreparation_val.py`` does."""
+    if val_archive is None:
+        fail(
+            "imagenet-s needs --val ILSVRC2012_img_val.tar: the release ships masks, its images are ImageNet val"
+        )
+    wanted: dict[str, str] = {}
+    with zipfile.ZipFile(masks_zip) as archive:
+        for name in archive.namelist():
+            parts = Path(name).parts
+            if len(parts) >= 3 and parts[-3] == "validation-segmentation" and name.endswith(".png"):
+                write(out / "validation-segmentation" / parts[-2] / parts[-1], archive.read(name))
+                wanted[Path(parts[-1]).stem] = parts[-2]
+    if not wanted:
+        fail(
+            f"{masks_zip} holds no validation-segmentation/<wnid>/<name>.png: is it an ImageNet-S release zip?"
+        )
+    found = 0
+    for name, data in tar_members(val_archive):
+        stem = Path(name).stem
+        if stem in wanted:
+            write(out / "validation" / wanted[stem] / Path(name).name, data)
+            found += 1
+    if found < len(wanted):
+        fail(
+            f"{val_archive} lacks {len(wanted) - found} of the {len(wanted)} images the masks name: is it ILSVRC2012_img_val.tar?"
+        )
+    return found
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("dataset", choices=["imagenette", "pets", "mura", "imagenet", "cifar10"])
+    parser.add_argument(
+        "dataset",
+        choices=["imagenette", "pets", "mura", "imagenet", "cifar10", "imagenet-s", "wbc"],
+    )
     parser.add_argument("archive", type=Path)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--val", type=Path, help="imagenet: ILSVRC2012_img_val.tar")
+    parser.add_argument("--val", type=Path, help="imagenet, imagenet-s: ILSVRC2012_img_val.tar")
     parser.add_argument(
         "--val-labels", type=Path, help="imagenet: LOC_val_solution.csv or 'file wnid' lines"
     )
-    parser.add_argument("--seed", type=int, default=44, help="pets: split seed (ViT-Shapley: 44)")
+    parser.add_argument(
+        "--seed", type=int, default=44, help="pets, wbc: split seed (ViT-Shapley: 44)"
+    )
     parser.add_argument(
         "--trimaps",
         type=Path,
@@ -230,6 +304,10 @@ def main(argv=None) -> None:
         count = mura(args.archive, args.out)
     elif args.dataset == "cifar10":
         count = cifar10(args.archive, args.out)
+    elif args.dataset == "wbc":
+        count = class_folders(args.archive, args.out, args.seed)
+    elif args.dataset == "imagenet-s":
+        count = imagenet_s(args.archive, args.out, args.val)
     else:
         count = imagenet(args.archive, args.out, args.val, args.val_labels)
     print(f"{args.dataset}: {count} images laid out under {args.out}")

@@ -2,7 +2,7 @@
 figures with their source; ``paper_beside_ours`` lines them up with a merged table's rows.
 
 Per published row and column: ``<column> paper``, ``<column> ours`` (our value times the entry's
-``ours_scale``, the paper's units) and ``<column> diff`` (ours - paper); a row we have no figure
+``ours_scale``, the paper's units: one number, or one per column) and ``<column> diff`` (ours - paper); a row we have no figure
 for says why (``not_run``, or that its run did not produce it). Our rows the paper has no row for
 stay in the main table only.
 """
@@ -51,7 +51,7 @@ def paper_beside_ours(entry: dict, rows: list[dict]) -> list[dict]:
     """One row per published row: its figures, ours (scaled to the paper's units) and the difference.
 
     ``rows`` are the merged table's rows (``model``, ``method``, the metric columns)."""
-    scale = float(entry.get("ours_scale", 1))
+    scales = entry.get("ours_scale", 1)
     ours_by_key = {f"{r['model']} / {r['method']}": r for r in rows}
     lined_up = []
     for published in entry["rows"]:
@@ -60,7 +60,8 @@ def paper_beside_ours(entry: dict, rows: list[dict]) -> list[dict]:
         for column in entry["columns"]:
             paper = number(published.get(column))
             mine = None if ours is None else number(ours.get(column))
-            mine = None if mine is None else mine * scale
+            scale = scales.get(column, 1) if isinstance(scales, dict) else scales
+            mine = None if mine is None else mine * float(scale)
             line[f"{column} paper"] = "" if paper is None else paper
             line[f"{column} ours"] = "" if mine is None else mine
             line[f"{column} diff"] = "" if paper is None or mine is None else mine - paper

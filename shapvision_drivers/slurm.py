@@ -44,6 +44,9 @@ class Stage:
     configs: tuple[str, ...]
     previous_option: str | None = None  # the option that takes the previous stage's checkpoint
     cli: str = "shapvision"
+    after: str | None = (
+        None  # the stage it follows (default: the one before it), e.g. a second explainer
+    )
 
 
 def read_pipelines(path: Path = PIPELINES_FILE) -> dict[str, tuple[Stage, ...]]:
@@ -56,9 +59,17 @@ def read_pipelines(path: Path = PIPELINES_FILE) -> dict[str, tuple[Stage, ...]]:
                 tuple(stage["configs"]),
                 stage.get("previous_option"),
                 stage.get("cli", "shapvision"),
+                stage.get("after"),
             )
             for stage in stages
         )
+        names = [stage.name for stage in pipelines[name]]
+        for i, stage in enumerate(pipelines[name]):
+            if stage.after is not None and stage.after not in names[:i]:
+                raise ValueError(
+                    f"{path}: pipeline {name!r} stage {stage.name!r} follows {stage.after!r}, "
+                    f"which is not one of the stages before it ({names[:i]})"
+                )
         unknown = {stage.cli for stage in pipelines[name]} - set(CLIS)
         if unknown:
             raise ValueError(f"{path}: pipeline {name!r} names unknown CLIs {sorted(unknown)}")
@@ -298,7 +309,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.pipeline is None:
         parser.error("pipeline mode needs the pipeline's name")
     previous_job, previous_stage = None, None
+    jobs, stages = {}, {}
     for stage in PIPELINES[args.pipeline]:
+        if stage.after is not None:
+            previous_job, previous_stage = jobs[stage.after], stages[stage.after]
         stage_extra = extra
         if stage.previous_option:
             source = checkpoint_dirpath(previous_stage.configs)
@@ -320,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"# {path}\n{script}")
         previous_stage = stage
+        jobs[stage.name], stages[stage.name] = previous_job, stage
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@
 Every run is ``shapvision test --config TRAINER --config RUN [options after --]``, writing into
 ``OUT/<run>/`` (evaluation.csv / .md / .json, heatmaps.png, TensorBoard); the merged table, a row per
 (model, method) with the table's columns, goes to ``OUT/table.md`` and ``OUT/table.csv``.
-``--checkpoints`` and ``--data`` set ${CHECKPOINTS} and ${SHAPVISION_DATA}, which the configs use.
+``--checkpoints`` and ``--data`` set ${CHECKPOINTS} and ${SHAPVISION_DATA}, which the configs use;
+``--weights`` sets ${WEIGHTS}, the pretrained weights file of the zero-shot rows (SVO Table 4's CLIP):
+a run whose config needs it is printed as "not run" when it is not given.
 Every cell carries its 95 % bootstrap interval over images. ``--compare A B`` adds, for every run
 that has both methods, a paired bootstrap test per column on the images both were scored on
 (``OUT/comparison.md`` / ``.csv``); with ``--no-run`` it reads the runs already in OUT.
@@ -32,13 +34,15 @@ from shapvision_drivers.published import paper_beside_ours, read_published
 
 TABLES_FILE = EXPERIMENTS / "tables" / "tables.yaml"
 CLIS = {"shapvision": "shapvision.cli", "shapvision-clip": "shapvision.clip_cli"}
+# variables a run may need that a table can do without: the run is skipped, and said so, when unset
+OPTIONAL_VARIABLES = {"WEIGHTS": "--weights"}
 
 
 @dataclass(frozen=True)
 class Table:
     title: str
     trainer: str
-    runs: dict[str, str]
+    runs: dict[str, tuple[str, ...]]  # run -> its configs, read in this order
     columns: tuple[str, ...]
     cli: str = "shapvision"
     published: str | None = None  # the entry of published.yaml printed beside ours
@@ -56,7 +60,10 @@ def read_tables(path: Path = TABLES_FILE) -> dict[str, Table]:
         tables[name] = Table(
             spec["title"],
             spec["trainer"],
-            dict(spec["runs"]),
+            {
+                key: (configs,) if isinstance(configs, str) else tuple(configs)
+                for key, configs in spec["runs"].items()
+            },
             tuple(spec.get("columns", ())),
             cli,
             spec.get("published"),
@@ -71,7 +78,9 @@ def run_name(key: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in key.lower()).strip("_")
 
 
-def run_command(table: Table, config: str, out: Path, folder: str, extra: list[str]) -> list[str]:
+def run_command(
+    table: Table, configs: tuple[str, ...], out: Path, folder: str, extra: list[str]
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -79,8 +88,7 @@ def run_command(table: Table, config: str, out: Path, folder: str, extra: list[s
         "test",
         "--config",
         table.trainer,
-        "--config",
-        config,
+        *[argument for config in configs for argument in ("--config", config)],
         "--trainer.logger.class_path",
         "lightning.pytorch.loggers.TensorBoardLogger",
         "--trainer.logger.init_args.save_dir",
@@ -93,18 +101,33 @@ def run_command(table: Table, config: str, out: Path, folder: str, extra: list[s
     ]
 
 
-def run_evaluations(name: str, out: Path, extra: list[str], env: dict[str, str], jobs: int) -> None:
-    """Every run of the table, ``jobs`` at a time. With several at a time each gets its share of the
-    cores (``OMP_NUM_THREADS``) and writes its output to ``OUT/<run>.log``, shown if it fails."""
+def skipped_runs(table: Table, env: dict[str, str]) -> dict[str, str]:
+    """The runs whose config uses an optional variable that is not set: {run: why}."""
+    skipped = {}
+    for key, configs in table.runs.items():
+        for config in configs:
+            text = (EXPERIMENTS.parent / config).read_text()
+            for variable, option in OPTIONAL_VARIABLES.items():
+                if "${" + variable + "}" in text and not env.get(variable):
+                    skipped[key] = f"{config} needs ${{{variable}}}: pass {option} FILE"
+    return skipped
+
+
+def run_evaluations(
+    name: str, out: Path, extra: list[str], env: dict[str, str], jobs: int, skipped=()
+) -> None:
+    """Every run of the table but ``skipped``, ``jobs`` at a time. With several at a time each gets its
+    share of the cores (``OMP_NUM_THREADS``) and writes its output to ``OUT/<run>.log``, shown if it fails."""
     table = TABLES[name]
-    pending = list(table.runs.items())
+    pending = [(key, configs) for key, configs in table.runs.items() if key not in skipped]
     cores = os.cpu_count() or 1
     while pending:
         batch, pending = pending[:jobs], pending[jobs:]
         running = []
-        for key, config in batch:
+        for key, configs in batch:
             folder = run_name(key)
-            command = run_command(table, config, out, folder, extra)
+            command = run_command(table, configs, out, folder, extra)
+            config = " + ".join(configs)
             print(f"== {name}: {key} ({config})", flush=True)
             if len(batch) == 1:
                 running.append((key, config, None, subprocess.Popen(command, env=env)))
@@ -131,8 +154,13 @@ def run_table(name: str, out: Path, extra: list[str], env: dict[str, str], jobs:
     table = TABLES[name]
     rows, sections, model_rows = [], [], []
     start = time.time()
-    run_evaluations(name, out, extra, env, jobs)
+    skipped = skipped_runs(table, env)
+    for key, why in skipped.items():
+        print(f"== {name}: {key}: not run ({why})", flush=True)
+    run_evaluations(name, out, extra, env, jobs, skipped)
     for key in table.runs:
+        if key in skipped:
+            continue
         folder = run_name(key)
         report = json.loads((out / folder / "evaluation.json").read_text())
         accuracy = report["test_accuracy"]
@@ -163,6 +191,8 @@ def run_table(name: str, out: Path, extra: list[str], env: dict[str, str], jobs:
         accuracy = (
             "Retrieval above: R@K text -> image (t2i) and image -> text (i2t) on the test images."
         )
+    if skipped:
+        accuracy += "\n" + "\n".join(f"- {key}: not run ({why})" for key, why in skipped.items())
     text = (
         f"# {table.title}\n\n{models}{markdown_table(shown) if shown else ''}\n{accuracy}\n\n"
         f"Wall time: {time.time() - start:.0f} s. Full columns: table.csv; per run: */evaluation.md.\n\n"
@@ -240,6 +270,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoints", help="sets ${CHECKPOINTS}: the folder of the trained runs")
     parser.add_argument("--data", help="sets ${SHAPVISION_DATA}: the folder of the datasets")
     parser.add_argument(
+        "--weights",
+        help="sets ${WEIGHTS}: the pretrained weights file of the zero-shot rows (open_clip's EVA02-B-16)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -266,6 +300,8 @@ def main(argv: list[str] | None = None) -> None:
         env["CHECKPOINTS"] = str(Path(args.checkpoints).expanduser().resolve())
     if args.data:
         env["SHAPVISION_DATA"] = str(Path(args.data).expanduser().resolve())
+    if args.weights:
+        env["WEIGHTS"] = str(Path(args.weights).expanduser().resolve())
     out = args.out or Path("runs/tables") / args.table
     out.mkdir(parents=True, exist_ok=True)
     if not args.no_run:

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn as nn
 import yaml
@@ -359,4 +360,22 @@ def write_cifar10(root: Path, per_batch: int = 20, test: int = 10) -> Path:
     (root / "test_batch").write_bytes(pickle.dumps(batch(test)))
     meta = {b"label_names": [n.encode() for n in names], b"num_cases_per_batch": per_batch}
     (root / "batches.meta").write_bytes(pickle.dumps(meta))
+    return root
+
+
+def write_imagenet_s(root: Path, wnids=("n01443537", "n01491361"), per_class: int = 2) -> Path:
+    """An ImageNet-S release folder: validation/<wnid>/*.JPEG and validation-segmentation/<wnid>/*.png,
+    masks RGB with the class id R + 256 G. Each image's object is its top half (class ids 1 and 2);
+    its bottom-right quarter is ignore (1000 = R 232, G 3)."""
+    for c, wnid in enumerate(wnids):
+        (root / "validation" / wnid).mkdir(parents=True)
+        (root / "validation-segmentation" / wnid).mkdir(parents=True)
+        for i in range(per_class):
+            name = f"ILSVRC2012_val_{c * per_class + i:08d}"
+            pixels = np.full((20, 24, 3), 40 * (i + 1), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / "validation" / wnid / f"{name}.JPEG")
+            mask = np.zeros((20, 24, 3), dtype=np.uint8)
+            mask[:10, :, 0] = c + 1
+            mask[10:, 12:] = (232, 3, 0)
+            Image.fromarray(mask).save(root / "validation-segmentation" / wnid / f"{name}.png")
     return root

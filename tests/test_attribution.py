@@ -114,7 +114,7 @@ def tiny_classifier(backbone, **kwargs):
 
 def test_attention_methods_are_refused_on_a_resnet_naming_both():
     model = tiny_classifier("resnet18")
-    for name in ("rollout", "attention_last", "game", "attcat"):
+    for name in ("rollout", "attention_last", "game", "attcat", "chefer_lrp"):
         with pytest.raises(
             UnsupportedBackbone, match=rf"method '{name}' does not apply to .*TimmResNetBackbone"
         ):

@@ -2,6 +2,7 @@
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -9,7 +10,7 @@ from PIL import Image
 from shapvision.data import DigitsDataModule, ImageFolderDataModule
 from shapvision.data.batch import IndexedSplit, collate_samples
 
-from .helpers import make_mura, write_gtsegs_mat
+from .helpers import make_mura, write_gtsegs_mat, write_imagenet_s
 
 
 def test_digits_split_is_fixed_stratified_and_standardised():
@@ -166,6 +167,47 @@ def test_imagenet_segmentation_bad_files_are_clear_errors(tmp_path):
         handle.create_dataset("images", data=[1, 2])
     with pytest.raises(ValueError, match=r"has no /value/img and /value/gt; expected an HDF5"):
         ImageNetSegmentationDataModule(str(tmp_path / "other.mat"))
+
+
+def test_imagenet_s_reads_class_ids_from_the_png_masks(tmp_path):
+    from shapvision.data import ImageNetSDataModule
+    from shapvision.data.imagenet_s import class_ids
+
+    root = write_imagenet_s(tmp_path / "ImageNetS50")
+    data = ImageNetSDataModule(str(root), img_size=8, batch_size=4, num_workers=0)
+    data.setup("test")
+    batch = next(iter(data.test_dataloader()))
+    assert batch["image"].shape == (4, 3, 8, 8) and batch["mask"].shape == (4, 8, 8)
+    assert batch["index"].tolist() == [0, 1, 2, 3] and "label" not in batch
+    # the top half (class ids 1, 2) is the object; background (0) and ignore (1000) are not
+    assert batch["mask"][:, :4].all() and not batch["mask"][:, 4:].any()
+    assert batch["image"][1, 0, 0, 0] == pytest.approx((80 / 255 - 0.5) / 0.5, abs=0.02)
+    with_ignore = ImageNetSDataModule(str(root), img_size=8, num_workers=0, ignore_as="object")
+    with_ignore.setup("test")
+    mask = with_ignore.test_set[0]["mask"]
+    assert mask[4:, 4:].all() and not mask[4:, :4].any()
+    png = root / "validation-segmentation" / "n01491361" / "ILSVRC2012_val_00000002.png"
+    ids = class_ids(np.asarray(Image.open(png).convert("RGB")))
+    assert set(np.unique(ids).tolist()) == {0, 2, 1000}
+    with pytest.raises(ValueError, match="is an evaluation set"):
+        data.setup("fit")
+
+
+def test_imagenet_s_bad_layouts_are_clear_errors(tmp_path):
+    from shapvision.data import ImageNetSDataModule
+
+    with pytest.raises(
+        FileNotFoundError, match=r"has no validation/ folder; expected <root>/<split>"
+    ):
+        ImageNetSDataModule(str(tmp_path))
+    root = write_imagenet_s(tmp_path / "ImageNetS50")
+    (root / "validation-segmentation" / "n01443537" / "ILSVRC2012_val_00000001.png").unlink()
+    with pytest.raises(
+        FileNotFoundError, match=r"1 images of validation/ have no mask, e.g. .*00000001.png"
+    ):
+        ImageNetSDataModule(str(root))
+    with pytest.raises(ValueError, match="ignore_as must be one of"):
+        ImageNetSDataModule(str(write_imagenet_s(tmp_path / "other")), ignore_as="skip")
 
 
 def test_mura_splits_by_patient_with_binary_study_labels(tmp_path):

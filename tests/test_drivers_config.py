@@ -15,7 +15,7 @@ def test_every_table_names_existing_configs_and_a_known_cli():
     assert {"demo", "compare-digits", "svo-faithfulness", "demo-clip"} <= set(TABLES)
     for name, table in TABLES.items():
         assert table.cli in CLIS, name
-        for config in (table.trainer, *table.runs.values()):
+        for config in (table.trainer, *[c for configs in table.runs.values() for c in configs]):
             assert (REPOSITORY / config).is_file(), f"{name}: {config}"
     assert set(SEED_TABLES) <= set(TABLES)
 
@@ -96,3 +96,13 @@ def test_a_published_row_without_ours_or_reason_is_refused(tmp_path):
     )
     with pytest.raises(ValueError, match=r"t row 'r' needs exactly one of `ours`"):
         read_published(path)
+
+
+def test_zero_shot_rows_are_skipped_and_said_so_without_weights():
+    from shapvision_drivers.tables import TABLES, skipped_runs
+
+    table = TABLES["svo-retrieval"]
+    skipped = skipped_runs(table, {})
+    assert set(skipped) == {"CLIP zero-shot COCO", "CLIP zero-shot Flickr30k"}
+    assert "pass --weights FILE" in skipped["CLIP zero-shot COCO"]
+    assert skipped_runs(table, {"WEIGHTS": "/weights/eva02.pt"}) == {}

@@ -490,3 +490,36 @@ def test_centred_captions_subtract_the_running_caption_mean_learnt_in_training_o
     assert torch.equal(model.caption_mean, before) and int(model.caption_mean_batches) == 1
     with pytest.raises(ValueError, match="caption_mean_momentum must be in"):
         SVOCLIP(clip_model=TINY, img_size=32, caption_mean_momentum=1.0)
+
+
+# --- zero-shot evaluation from open_clip weights alone (SVO Table 4's CLIP row) ------------------
+
+
+def test_zero_shot_evaluation_is_open_clips_own_model_from_the_weights_file(tmp_path):
+    import open_clip
+    import torch.nn.functional as F
+
+    from shapvision.modules import ImageTextEvaluation
+
+    torch.manual_seed(3)
+    reference = open_clip.create_model(TINY).eval()
+    weights = tmp_path / "weights.pt"
+    torch.save(reference.state_dict(), weights)
+    evaluation = ImageTextEvaluation(
+        clip_model=TINY, img_size=32, pretrained=str(weights), methods=[], metrics=["retrieval"]
+    )
+    images = torch.randn(3, 3, 32, 32)
+    tokens = open_clip.get_tokenizer(TINY)(["a one", "a two"])
+    with torch.no_grad():
+        ours_images = evaluation.explained.image_features(images)
+        ours_text = evaluation.explained.text_features(tokens)
+        theirs_images = F.normalize(reference.encode_image(images), dim=-1)
+        theirs_text = F.normalize(reference.encode_text(tokens), dim=-1)
+    assert torch.allclose(ours_images, theirs_images, atol=1e-5)
+    assert torch.allclose(ours_text, theirs_text, atol=1e-5)
+    assert "zero-shot" in evaluation.model.name
+    for options in ({}, {"pretrained": str(weights), "checkpoint": str(weights)}):
+        with pytest.raises(ValueError, match="set exactly one of model.init_args.checkpoint"):
+            ImageTextEvaluation(clip_model=TINY, img_size=32, methods=[], **options)
+    with pytest.raises(FileNotFoundError, match="pretrained weights file not found"):
+        ImageTextEvaluation(clip_model=TINY, img_size=32, pretrained=str(tmp_path / "none.pt"))

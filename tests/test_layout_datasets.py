@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shapvision.data import CIFAR10DataModule, ImageFolderDataModule, MURADataModule
+from shapvision.data import (
+    CIFAR10DataModule,
+    ImageFolderDataModule,
+    ImageNetSDataModule,
+    MURADataModule,
+)
 
 from .helpers import REPOSITORY, run_module, write_cifar10
 
@@ -145,6 +150,70 @@ def test_the_cifar10_archive_becomes_the_python_batches_the_data_module_reads(tm
     data = CIFAR10DataModule(str(tmp_path / "cifar10"), val_size=10)
     data.setup("fit")
     assert len(data.test_set) == 10 and data.class_names[0] == "airplane"
+
+
+def test_the_imagenet_s_masks_and_imagenet_val_become_the_release_layout(tmp_path):
+    """The release zip's validation-segmentation masks, and each one's image from the flat val tar."""
+    mask = np.zeros((20, 20, 3), dtype=np.uint8)
+    mask[:10, :, 0] = 7  # class id 7 on the top half
+    buffer = io.BytesIO()
+    Image.fromarray(mask).save(buffer, format="PNG")
+    with zipfile.ZipFile(tmp_path / "ImageNetS50.zip", "w") as handle:
+        for i, wnid in ((1, "n01443537"), (3, "n01491361")):
+            handle.writestr(
+                f"ImageNetS50/validation-segmentation/{wnid}/ILSVRC2012_val_{i:08d}.png",
+                buffer.getvalue(),
+            )
+    with tarfile.open(tmp_path / "ILSVRC2012_img_val.tar", "w") as tar:
+        for i in (1, 2, 3):
+            add(tar, f"ILSVRC2012_val_{i:08d}.JPEG", png())
+    out = tmp_path / "ImageNetS50"
+    result = run(
+        "imagenet-s",
+        tmp_path / "ImageNetS50.zip",
+        out,
+        "--val",
+        tmp_path / "ILSVRC2012_img_val.tar",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (out / "validation" / "n01491361" / "ILSVRC2012_val_00000003.JPEG").is_file()
+    assert not list(out.glob("validation/*/ILSVRC2012_val_00000002.JPEG"))  # no mask, not copied
+    data = ImageNetSDataModule(str(out), img_size=8, num_workers=0)
+    data.setup("test")
+    assert len(data.test_set) == 2 and data.test_set[0]["mask"][:4].all()
+    (tmp_path / "short.tar").write_bytes(b"")
+    with tarfile.open(tmp_path / "short.tar", "w") as tar:
+        add(tar, "ILSVRC2012_val_00000001.JPEG", png())
+    result = run(
+        "imagenet-s",
+        tmp_path / "ImageNetS50.zip",
+        tmp_path / "other",
+        "--val",
+        tmp_path / "short.tar",
+    )
+    assert result.returncode != 0 and "lacks 1 of the 2 images the masks name" in result.stderr
+
+
+def test_a_class_folder_archive_is_split_per_class_as_pets(tmp_path):
+    """WBC: any zip of <class>/<image> folders, 80/10/10 per class with seed 44."""
+    with zipfile.ZipFile(tmp_path / "WBC.zip", "w") as handle:
+        for cell in ("eosinophil", "neutrophil"):
+            for i in range(10):
+                handle.writestr(f"WBC/{cell}/{cell}_{i}.jpg", png())
+    result = run("wbc", tmp_path / "WBC.zip", tmp_path / "wbc")
+    assert result.returncode == 0, result.stderr
+    counts = {
+        split: len(list((tmp_path / "wbc" / split / "eosinophil").iterdir()))
+        for split in ("train", "val", "test")
+    }
+    assert counts == {"train": 8, "val": 1, "test": 1}
+    data = ImageFolderDataModule(str(tmp_path / "wbc"), num_workers=0)
+    assert data.class_names == ["eosinophil", "neutrophil"]
+    again = run("wbc", tmp_path / "WBC.zip", tmp_path / "again")
+    assert again.returncode == 0
+    assert sorted(p.name for p in (tmp_path / "again" / "test" / "neutrophil").iterdir()) == sorted(
+        p.name for p in (tmp_path / "wbc" / "test" / "neutrophil").iterdir()
+    )
 
 
 @pytest.mark.parametrize("dataset", ["imagenette", "pets", "cifar10"])

@@ -234,7 +234,10 @@ def test_nan_loss_stops_training_naming_the_step():
 
 @pytest.mark.parametrize(
     "cli_module, experiment",
-    [("shapvision.cli", e) for e in ("digits", "imagenette", "pets", "imagenet", "mura")]
+    [
+        ("shapvision.cli", e)
+        for e in ("digits", "imagenette", "pets", "imagenet", "mura", "wbc", "cifar10")
+    ]
     + [("shapvision.clip_cli", e) for e in ("digits_clip", "cc3m")],
 )
 def test_experiment_configs_parse(cli_module, experiment, tmp_path, capsys, monkeypatch):

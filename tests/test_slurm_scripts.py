@@ -65,19 +65,24 @@ def test_sbatch_resources_parse_back_to_the_trainer_options(nodes, gpus, tasks):
         )
 
 
-def test_pipeline_submits_dependent_jobs_that_read_the_previous_run(tmp_path):
+def fake_sbatch(tmp_path, first_job: int):
+    """An ``sbatch`` on PATH that logs its arguments and answers job ids first_job, first_job + 1, ..."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "sbatch.log"
     fake = bin_dir / "sbatch"
     fake.write_text(
         "#!/bin/bash\n"
-        f"n=$(( $(wc -l < {log} 2>/dev/null || echo 0) + 101 ))\n"
+        f"n=$(( $(wc -l < {log} 2>/dev/null || echo 0) + {first_job} ))\n"
         f'echo "$n $*" >> {log}\n'
         'echo "$n;cluster"\n'
     )
     fake.chmod(0o755)
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return log, {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_pipeline_submits_dependent_jobs_that_read_the_previous_run(tmp_path):
+    log, env = fake_sbatch(tmp_path, first_job=101)
     run_module(
         "shapvision_drivers.slurm",
         *[
@@ -110,6 +115,33 @@ def test_pipeline_submits_dependent_jobs_that_read_the_previous_run(tmp_path):
         "--model.init_args.surrogate_checkpoint runs/digits/surrogate/job102/best.ckpt" in explainer
     )
     assert surrogate.rstrip().endswith('--trainer.max_epochs 1 "$@"')  # sbatch's own extras last
+
+
+def test_a_second_explainer_follows_the_surrogate_not_the_stage_before_it(tmp_path):
+    log, env = fake_sbatch(tmp_path, first_job=201)
+    arguments = ["pipeline", "simshap-cifar10", "--submit", "--out", str(tmp_path / "scripts")]
+    run_module("shapvision_drivers.slurm", *arguments, cwd=Path.cwd(), env=env, timeout=120)
+    calls = log.read_text().splitlines()
+    # classifier 201, surrogate 202, FastSHAP 203 and SimSHAP 204 both after the surrogate
+    assert "--dependency=afterok:202" in calls[2] and "--dependency=afterok:202" in calls[3]
+    simshap = (tmp_path / "scripts" / "simshap-cifar10-explainer_simshap.sbatch").read_text()
+    assert (
+        "--model.init_args.surrogate_checkpoint runs/cifar10/surrogate/job202/best.ckpt" in simshap
+    )
+
+
+def test_a_stage_that_follows_a_later_stage_is_refused(tmp_path):
+    from shapvision_drivers.slurm import read_pipelines
+
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(
+        "p:\n- name: a\n  configs: [x.yaml]\n- name: b\n  after: c\n  configs: [y.yaml]\n"
+        "- name: c\n  configs: [z.yaml]\n"
+    )
+    with pytest.raises(
+        ValueError, match="stage 'b' follows 'c', which is not one of the stages before it"
+    ):
+        read_pipelines(path)
 
 
 def test_the_committed_templates_are_the_generators_and_match_their_trainers():

@@ -16,7 +16,9 @@ from .helpers import (
     run_module,
     save_checkpoint,
     working_copy,
+    write_cifar10,
     write_gtsegs_mat,
+    write_imagenet_s,
 )
 
 # About 13 CLI runs of a few seconds each: run by `make test-slow`, which CI runs after `make test`.
@@ -64,11 +66,13 @@ def fixtures(tmp_path_factory):
                     data / "oxford-pets" / "masks" / split / name / f"{i}.png"
                 )
     image_folder(data / "imagenette2")
+    image_folder(data / "WBC", splits=("train", "val", "test"))
     make_mura(data / "MURA-v1.1", patients=4)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (24, 36, 3), dtype=np.uint8) for _ in range(3)]
     masks = [(rng.random((24, 36)) > 0.5).astype(np.uint8) for _ in range(3)]
     write_gtsegs_mat(data / "gtsegs_ijcv.mat", images, masks)
+    write_imagenet_s(data / "ImageNetS919")
     common = {"num_classes": 2, "img_size": 32}
     save_checkpoint(
         Classifier(backbone="vit_tiny_patch16_224", backbone_kwargs=TINY_BACKBONE, **common),
@@ -96,6 +100,8 @@ def fixtures(tmp_path_factory):
             ckpts / f"explainer_{family}" / "best.ckpt",
         )
     pipeline = ckpts / "pets"
+    (pipeline / "classifier").mkdir(parents=True)
+    shutil.copy(ckpts / "classifier_vit" / "best.ckpt", pipeline / "classifier" / "best.ckpt")
     surrogate = save_checkpoint(
         Surrogate(classifier_checkpoint=str(ckpts / "classifier_vit" / "best.ckpt"), **common),
         pipeline / "surrogate" / "best.ckpt",
@@ -110,8 +116,25 @@ def fixtures(tmp_path_factory):
         ),
         pipeline / "explainer_salvage" / "best.ckpt",
     )
-    for dataset in ("imagenette", "mura"):
+    for dataset in ("imagenette", "mura", "wbc"):
         shutil.copytree(pipeline, ckpts / dataset)
+    write_cifar10(data / "cifar10")
+    cifar = {"num_classes": 10, "img_size": 32}
+    classifier = save_checkpoint(
+        Classifier(backbone="vit_tiny_patch16_224", backbone_kwargs=TINY_BACKBONE, **cifar),
+        ckpts / "cifar10" / "classifier" / "best.ckpt",
+    )
+    surrogate = save_checkpoint(
+        Surrogate(classifier_checkpoint=classifier, **cifar),
+        ckpts / "cifar10" / "surrogate" / "best.ckpt",
+    )
+    for objective in ("fastshap", "simshap"):
+        save_checkpoint(
+            Explainer(
+                surrogate_checkpoint=surrogate, objective=objective, head_hidden_dim=16, **cifar
+            ),
+            ckpts / "cifar10" / f"explainer_{objective}" / "best.ckpt",
+        )
     return data, ckpts, base
 
 
@@ -194,11 +217,88 @@ def test_svo_segmentation_table_on_the_mat_file(fixtures):
     assert "| ResNet-50 | fastshap |" in table
 
 
+def test_svo_segmentation_table_on_imagenet_s(fixtures):
+    table = run_table(fixtures, "svo-segmentation-imagenet-s", "--data.init_args.num_classes", "2")
+    assert "| SVO-ResNet | svo |" in table and "| ViT-B/16 | vit_shapley |" in table
+    rows = list(csv.DictReader((fixtures[2] / "svo-segmentation-imagenet-s" / "table.csv").open()))
+    assert {r["model"] for r in rows} == {"ViT-B/16", "ResNet-50", "SVO-ViT", "SVO-ResNet"}
+    assert all(0 <= float(r["pixel_accuracy"]) <= 1 for r in rows)
+    assert "| ViT-B / GAME | ViT-B/16 / game | 78.1700 |" in table  # the paper beside ours
+
+
+def test_simshap_table_on_cifar10_batches(fixtures):
+    options = [
+        "--data.init_args.val_size",
+        "10",
+        "--model.init_args.method_options",
+        "{kernelshap: {budget: 64}}",
+        "--model.init_args.metric_options",
+        "{shapley_accuracy: {images: 2}}",
+    ]
+    table = run_table(fixtures, "simshap", *options)
+    for row in (
+        "| surrogate | fastshap |",
+        "| surrogate | simshap |",
+        "| surrogate | kernelshap |",
+        "| classifier | kernelshap |",
+    ):
+        assert row in table, table
+    assert (
+        "| model | method | insertion_pixels | deletion_pixels | shapley_l2 | shapley_pearson | ms_per_image |"
+        in table
+    )
+    paper = list(csv.DictReader((fixtures[2] / "simshap" / "paper.csv").open()))
+    simshap = next(r for r in paper if r["paper row"] == "SimSHAP")
+    assert float(simshap["insertion_pixels paper"]) == 0.755 and simshap["insertion_pixels ours"]
+    ours = next(
+        r
+        for r in csv.DictReader((fixtures[2] / "simshap" / "table.csv").open())
+        if r["model"] == "surrogate" and r["method"] == "simshap"
+    )
+    # inference seconds: ours are milliseconds per image, scaled by 0.001 into the paper's unit
+    assert float(simshap["ms_per_image ours"]) == pytest.approx(float(ours["ms_per_image"]) * 1e-3)
+    assert simshap["train_minutes paper"] == "324.1" and simshap["train_minutes ours"] == ""
+    deep = next(r for r in paper if r["paper row"] == "DeepSHAP")
+    assert deep["status"].startswith("not run: DeepSHAP")
+
+
+def test_salvage_accuracy_table(fixtures):
+    table = run_table(fixtures, "salvage-accuracy")
+    for row in (
+        "| pets | classifier |",
+        "| wbc | salvage |",
+        "| imagenette | vit_shapley |",
+        "| mura | salvage |",
+    ):
+        assert row in table, table
+    rows = list(csv.DictReader((fixtures[2] / "salvage-accuracy" / "table.csv").open()))
+    mura = next(r for r in rows if r["model"] == "mura" and r["method"] == "classifier")
+    pets = next(r for r in rows if r["model"] == "pets" and r["method"] == "classifier")
+    assert -1 <= float(mura["mcc"]) <= 1 and 0 <= float(mura["f1"]) <= 1
+    assert {"precision", "recall", "f1", "mcc"} <= {k for k, v in mura.items() if v != ""}
+    assert (
+        pets["precision"] == "" and 0 <= float(pets["accuracy"]) <= 1
+    )  # multiclass: accuracy only
+    paper = list(csv.DictReader((fixtures[2] / "salvage-accuracy" / "paper.csv").open()))
+    salvage = next(r for r in paper if r["paper row"] == "Pets / Salvage")
+    ours = next(r for r in rows if r["model"] == "pets" and r["method"] == "salvage")
+    assert float(salvage["accuracy paper"]) == 93.61
+    assert float(salvage["accuracy ours"]) == pytest.approx(100 * float(ours["accuracy"]))
+    mcc = next(r for r in paper if r["paper row"] == "MURA / Classifier")
+    assert float(mcc["mcc paper"]) == 0.66 and mcc["mcc ours"] != ""
+
+
 def test_salvage_and_vitshapley_tables(fixtures):
     options = ["--model.init_args.method_options", "{rise: {num_masks: 16}}"]
     table = run_table(fixtures, "salvage", *options)
-    for row in ("| pets | salvage |", "| imagenette | vit_shapley |", "| mura | eigencam |"):
+    for row in (
+        "| pets | salvage |",
+        "| imagenette | vit_shapley |",
+        "| mura | eigencam |",
+        "| wbc | salvage |",
+    ):
         assert row in table, table
+    assert "| WBC / Salvage | wbc / salvage | 69.7000 |" in table  # the poster beside ours
     assert "| srg | r_srg | rma | rra |" in table
     pets_random = next(line for line in table.splitlines() if line.startswith("| pets | random |"))
     imagenette_salvage = next(

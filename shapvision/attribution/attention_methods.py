@@ -3,7 +3,7 @@
 - ``attention_last``: the last block's head-mean attention, CLS row, patch columns (Salvage's "Attn. last").
 - ``rollout`` (Abnar & Zuidema 2020, as in Chefer's ``compute_rollout_attention``): per block, head mean
   + identity, rows renormalised, multiplied from ``start_layer`` on; the CLS row over the patches.
-- ``game`` (Chefer et al. 2021b, gradient-weighted attention; the "transformer attribution" family):
+- ``game`` (Chefer, Gur, Wolf 2021a, ICCV, "Generic Attention-model Explainability", gradient-weighted attention):
   R = I; per block R += mean_heads(clamp(grad(A) * A, min=0)) @ R; output R[CLS, patches].
 The CLS row exists only for backbones with a prefix token: others are refused at build time.
 """

@@ -9,7 +9,10 @@ from shapvision.attribution.attention_methods import (
 from shapvision.attribution.base import AttributionMethod
 from shapvision.attribution.cams import EigenCAMAttribution, GradCAMAttribution
 from shapvision.attribution.caption_model import SVOCLIPVotes
+from shapvision.attribution.chefer_lrp import CheferLRP
+from shapvision.attribution.clip_surgery import CLIPSurgery
 from shapvision.attribution.explained_model import ExplainedModel
+from shapvision.attribution.grad_eclip import GradECLIP
 from shapvision.attribution.gradients import (
     IntegratedGradientsAttribution,
     SaliencyAttribution,
@@ -18,6 +21,8 @@ from shapvision.attribution.gradients import (
 from shapvision.attribution.idgi import IDGIAttribution
 from shapvision.attribution.learned import SVOValues
 from shapvision.attribution.lrp import LRPAttribution
+from shapvision.attribution.m2ib import M2IB
+from shapvision.attribution.maskclip import MaskCLIP
 from shapvision.attribution.perturbation import KernelSHAPBudget, LeaveOneOut
 from shapvision.attribution.random_baseline import RandomAttribution
 from shapvision.attribution.rise import RISEAttribution
@@ -32,6 +37,7 @@ METHODS: dict[str, type[AttributionMethod]] = {
         AttentionRollout,
         GradientWeightedAttention,
         AttCAT,
+        CheferLRP,
         GradCAMAttribution,
         EigenCAMAttribution,
         SaliencyAttribution,
@@ -42,6 +48,10 @@ METHODS: dict[str, type[AttributionMethod]] = {
         RISEAttribution,
         LeaveOneOut,
         KernelSHAPBudget,
+        MaskCLIP,
+        CLIPSurgery,
+        GradECLIP,
+        M2IB,
     )
 }
 

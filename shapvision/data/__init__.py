@@ -8,6 +8,7 @@ from shapvision.data.digits import DigitsDataModule
 from shapvision.data.explain_images import ExplainImagesDataModule
 from shapvision.data.image_folder import ImageFolderDataModule
 from shapvision.data.image_text import ImageTextDataModule
+from shapvision.data.imagenet_s import ImageNetSDataModule
 from shapvision.data.imagenet_segmentation import ImageNetSegmentationDataModule
 from shapvision.data.karpathy import KarpathyDataModule
 from shapvision.data.mura import MURADataModule
@@ -22,6 +23,7 @@ __all__ = [
     "DigitsDataModule",
     "ExplainImagesDataModule",
     "ImageFolderDataModule",
+    "ImageNetSDataModule",
     "ImageNetSegmentationDataModule",
     "ImageTextDataModule",
     "MURADataModule",

@@ -75,21 +75,54 @@ class GTSegmentationDataset(Dataset):
         mask = np.array(handle[handle[handle["value/gt"][index, 0]][0, 0]]).transpose(
             1, 0
         )  # (H, W)
-        size = (self.img_size, self.img_size)
-        x = (
-            torch.from_numpy(np.ascontiguousarray(image))
-            .permute(2, 0, 1)
-            .float()
-            .div(255)
-            .unsqueeze(0)
+        return segmentation_sample(image, mask > 0, self.img_size, self.mean, self.std)
+
+
+def segmentation_sample(image: np.ndarray, mask: np.ndarray, img_size: int, mean, std) -> dict:
+    """Chefer's evaluation transform: an (H, W, 3) uint8 image resized to ``img_size`` square without a
+    crop (bilinear, antialiased) and normalised; its (H, W) bool object mask resized nearest-neighbour."""
+    size = (img_size, img_size)
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)[0]
+    m = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None]
+    m = F.interpolate(m, size=size, mode="nearest")[0, 0] > 0
+    return {"image": (x - mean) / std, "mask": m}
+
+
+class SegmentationTestSet(ShapleyDataModule):
+    """What the segmentation ground truths share: a test split only, with object masks and Chefer's
+    normalisation; subclasses build ``test_set`` in ``make_test_set``."""
+
+    def __init__(self, img_size, batch_size, num_workers, num_classes, mean, std, eval_batch_size):
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            img_size=img_size,
+            eval_batch_size=eval_batch_size,
         )
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)[0]
-        m = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None]
-        m = F.interpolate(m, size=size, mode="nearest")[0, 0] > 0
-        return {"image": (x - self.mean) / self.std, "mask": m}
+        self._num_classes, self.mean, self.std = num_classes, tuple(mean), tuple(std)
+
+    @property
+    def num_classes(self) -> int:
+        return self._num_classes
+
+    @property
+    def has_masks(self) -> bool:
+        return True
+
+    def make_test_set(self):
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in ("fit", "validate"):
+            raise ValueError(
+                f"{type(self).__name__} is an evaluation set: use it with `shapvision test`"
+            )
+        if self.test_set is None:
+            self.test_set = self.make_test_set()
 
 
-class ImageNetSegmentationDataModule(ShapleyDataModule):
+class ImageNetSegmentationDataModule(SegmentationTestSet):
     def __init__(
         self,
         path: str,
@@ -101,30 +134,9 @@ class ImageNetSegmentationDataModule(ShapleyDataModule):
         std: tuple[float, float, float] = (0.5, 0.5, 0.5),
         eval_batch_size: int | None = None,
     ):
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            img_size=img_size,
-            eval_batch_size=eval_batch_size,
-        )
+        super().__init__(img_size, batch_size, num_workers, num_classes, mean, std, eval_batch_size)
         self.path = local_path(path)
         self.length = check_structure(self.path)
-        self._num_classes, self.mean, self.std = num_classes, tuple(mean), tuple(std)
 
-    @property
-    def num_classes(self) -> int:
-        return self._num_classes
-
-    @property
-    def has_masks(self) -> bool:
-        return True
-
-    def setup(self, stage: str | None = None) -> None:
-        if stage in ("fit", "validate"):
-            raise ValueError(
-                "ImageNetSegmentationDataModule is an evaluation set: use it with `shapvision test`"
-            )
-        if self.test_set is None:
-            self.test_set = GTSegmentationDataset(
-                self.path, self.length, self.img_size, self.mean, self.std
-            )
+    def make_test_set(self):
+        return GTSegmentationDataset(self.path, self.length, self.img_size, self.mean, self.std)

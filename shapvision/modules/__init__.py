@@ -2,6 +2,7 @@
 
 from shapvision.modules.base import ShapleyModule
 from shapvision.modules.classifier import Classifier
+from shapvision.modules.classifier_comparison import ClassifierComparison
 from shapvision.modules.clip_finetune import CLIPFineTune
 from shapvision.modules.evaluation import Evaluation
 from shapvision.modules.explain_checkpoint import ExplainCheckpoint
@@ -15,6 +16,7 @@ from shapvision.modules.svo_clip import SVOCLIP
 __all__ = [
     "CLIPFineTune",
     "Classifier",
+    "ClassifierComparison",
     "Evaluation",
     "ExplainCheckpoint",
     "Explainer",

@@ -130,6 +130,19 @@ class Explainer(TaggedCheckpointMixin, ShapleyModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.explain(images)
 
+    def class_scores(self, images: torch.Tensor) -> torch.Tensor:
+        """The explainer used as a classifier ``(B, K)`` (Salvage Table 2): the objective's own
+        prediction where it has one (Salvage's u(N) = softmax(sum_i phi+_i)), else softmax of the
+        attributions summed over patches, the same map applied to the values the explainer reports
+        (ours: the poster does not say how it scored ViT-Shapley; FastSHAP's values add up to
+        v(N) - v(empty), so this is the class gaining most over the empty image)."""
+        raw = self.raw_outputs(images)
+        own = self.objective.classify(raw)
+        if own is not None:
+            return own.softmax(-1)
+        v_full, v_empty = self.endpoint_values(images)
+        return self.objective.attributions(raw, v_full, v_empty).sum(1).softmax(-1)
+
     def explained_game(self) -> tuple[torch.nn.Module, str]:
         """The surrogate and the link of the game it was trained to explain
         (:class:`~shapvision.models.capabilities.ExplainsAGame`)."""

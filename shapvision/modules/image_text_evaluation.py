@@ -1,7 +1,10 @@
 """Evaluation of an image-text model (SVO-CLIP or plain CLIP) and of explanations of its image-caption
 pairs, through the evaluation layer: ``shapvision-clip test`` with this module.
 
-The model is a checkpoint; its captions become the "classes" of :class:`CaptionExplainedModel`, so the
+The model is a checkpoint (``checkpoint``), or, for zero-shot rows (SVO Table 4's "CLIP": the pretrained
+EVA02-B-16 with no training), an open_clip weights file (``pretrained``), evaluated as a plain CLIP (the
+CLS embedding, :class:`CLIPFineTune`) with no fine-tuning. Its captions become the "classes" of
+:class:`CaptionExplainedModel`, so the
 methods (``svo_clip``, ``leave_one_out``, ``kernelshap``, ``rise``, ``saliency``, ``integrated_gradients``,
 ``random``, ...) and explanation metrics (``localisation``, ``shapley_accuracy``,
 ``insertion_deletion_patches``) of the classifier evaluation apply to image-caption pairs unchanged.
@@ -27,9 +30,11 @@ from shapvision.models.capabilities import ImageTextModel, SelfExplaining
 from shapvision.models.masked_backbone import pixel_mask
 from shapvision.modules.base import ShapleyModule
 from shapvision.modules.checkpoints import load_module
+from shapvision.modules.clip_finetune import CLIPFineTune
 from shapvision.modules.evaluation_core import EvaluationCore
 
 CHECKPOINT_OPTION = "model.init_args.checkpoint"
+PRETRAINED_OPTION = "model.init_args.pretrained"
 DEFAULT_METRICS = (
     "localisation",
     "shapley_accuracy",
@@ -49,9 +54,10 @@ def caption_text(tokenizer, ids: torch.Tensor) -> str:
 class ImageTextEvaluation(ShapleyModule):
     def __init__(
         self,
-        checkpoint: str,
         clip_model: str,
         img_size: int,
+        checkpoint: str | None = None,
+        pretrained: str | None = None,
         methods: list[str] | None = None,
         metrics: list[str] | None = None,
         method_options: dict[str, dict] | None = None,
@@ -61,22 +67,19 @@ class ImageTextEvaluation(ShapleyModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        module = load_module(
-            checkpoint,
-            CHECKPOINT_OPTION,
-            lambda cls: issubclass(cls, ImageTextModel),
-            "an image-text checkpoint (SVOCLIP, CLIPFineTune)",
-        )
-        trained = module.hparams
-        for option, value in (("clip_model", clip_model), ("img_size", img_size)):
-            if trained[option] != value:
-                raise ValueError(
-                    f"{CHECKPOINT_OPTION} {checkpoint} was trained with {option}={trained[option]!r}, but "
-                    f"model.init_args.{option} is {value!r}: set it to the checkpoint's (it picks the tokenizer "
-                    "and image size of the data)"
-                )
+        if (checkpoint is None) == (pretrained is None):
+            raise ValueError(
+                f"set exactly one of {CHECKPOINT_OPTION} (a trained image-text run) and {PRETRAINED_OPTION} "
+                "(an open_clip weights file, evaluated zero-shot)"
+            )
+        if pretrained is not None:
+            module = CLIPFineTune(clip_model=clip_model, pretrained=pretrained, img_size=img_size)
+            self.source = f"{PRETRAINED_OPTION} {pretrained} (zero-shot)"
+        else:
+            module = self.trained_module(checkpoint, clip_model, img_size)
+            self.source = f"{CHECKPOINT_OPTION} {checkpoint}"
         self.explained = module.requires_grad_(False)
-        self.model = CaptionExplainedModel(module, f"{CHECKPOINT_OPTION} {checkpoint}")
+        self.model = CaptionExplainedModel(module, self.source)
         self.grid_size, self.num_patches = self.model.grid_size, self.model.num_patches
         if methods is None:
             methods = ["svo_clip"] if isinstance(module, SelfExplaining) else []
@@ -99,6 +102,24 @@ class ImageTextEvaluation(ShapleyModule):
         )
         self.retrieval = ImageTextRetrieval()
         self.model_metrics: dict[str, float] = {}
+
+    @staticmethod
+    def trained_module(checkpoint: str, clip_model: str, img_size: int):
+        module = load_module(
+            checkpoint,
+            CHECKPOINT_OPTION,
+            lambda cls: issubclass(cls, ImageTextModel),
+            "an image-text checkpoint (SVOCLIP, CLIPFineTune)",
+        )
+        trained = module.hparams
+        for option, value in (("clip_model", clip_model), ("img_size", img_size)):
+            if trained[option] != value:
+                raise ValueError(
+                    f"{CHECKPOINT_OPTION} {checkpoint} was trained with {option}={trained[option]!r}, but "
+                    f"model.init_args.{option} is {value!r}: set it to the checkpoint's (it picks the tokenizer "
+                    "and image size of the data)"
+                )
+        return module
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule
@@ -163,5 +184,7 @@ class ImageTextEvaluation(ShapleyModule):
                 self.model_metrics[name] = float(value)
             self.retrieval.reset()
         self.result = self.core.finish(
-            self, self.hparams.checkpoint, model_metrics=self.model_metrics
+            self,
+            self.hparams.checkpoint or self.hparams.pretrained,
+            model_metrics=self.model_metrics,
         )
