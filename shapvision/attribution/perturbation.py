@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 
 from shapvision.attribution.base import Attribution, AttributionMethod, per_image_generators
+from shapvision.chunked import map_chunks
 from shapvision.shapley.kernel_shap import kernel_shap
 from shapvision.shapley.links import Link, get_link
 
@@ -43,6 +44,10 @@ class TargetGame:
 class LeaveOneOut(AttributionMethod):
     name = "leave_one_out"
 
+    def __init__(self, model, batch_size: int = 256):
+        super().__init__(model)
+        self.batch_size = batch_size
+
     @torch.no_grad()
     def explain(self, images, target, index=None):
         n = self.model.num_patches
@@ -51,7 +56,12 @@ class LeaveOneOut(AttributionMethod):
         )
         values = torch.stack(
             [
-                TargetGame(self.model, image, t)(masks)
+                map_chunks(
+                    TargetGame(self.model, image, t),
+                    masks,
+                    chunk=self.batch_size,
+                    what="leave-one-out forwards",
+                )
                 for image, t in zip(images, target, strict=True)
             ]
         )

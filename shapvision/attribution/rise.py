@@ -15,6 +15,7 @@ from shapvision.attribution.base import (
     per_image_generators,
     pixels_to_patches,
 )
+from shapvision.chunked import map_chunks
 
 
 class RISEAttribution(AttributionMethod):
@@ -72,12 +73,15 @@ class RISEAttribution(AttributionMethod):
             images, target, per_image_generators(index, self.seed, images.device), strict=True
         ):
             masks = self.masks(size, generator, images.device)
-            saliency = torch.zeros(size, device=images.device)
-            for chunk in masks.split(self.batch_size):
-                probs = self.model.probabilities(
-                    image.unsqueeze(0) * chunk.unsqueeze(1), t.expand(chunk.shape[0])
-                )
-                saliency += (probs.view(-1, 1, 1) * chunk).sum(0)
+            probs = map_chunks(
+                lambda m, t=t, image=image: self.model.probabilities(
+                    image.unsqueeze(0) * m.unsqueeze(1), t.expand(m.shape[0])
+                ),
+                masks,
+                chunk=self.batch_size,
+                what="RISE's masked forwards",
+            )
+            saliency = torch.einsum("m,mhw->hw", probs.to(masks.dtype), masks)
             maps.append(saliency / (self.num_masks * self.p1))
         pixels = torch.stack(maps)
         patch_size = self.model.patch_size

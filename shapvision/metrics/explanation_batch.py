@@ -13,6 +13,7 @@ import torch
 
 from shapvision.attribution.base import Attribution
 from shapvision.attribution.explained_model import ExplainedModel
+from shapvision.chunked import map_chunks
 
 
 @dataclass
@@ -65,25 +66,19 @@ class ExplanationBatch:
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """p(class | image) for many perturbed copies, ``chunk`` forwards at a time."""
-        return torch.cat(
-            [
-                self.model.probabilities(x, c)
-                for x, c in zip(images.split(self.chunk), classes.split(self.chunk), strict=True)
-            ]
+        return map_chunks(
+            self.model.probabilities, images, classes, chunk=self.chunk, what="perturbed forwards"
         )
 
     @torch.no_grad()
     def masked_probabilities(self, images, keep, classes) -> torch.Tensor:
-        return torch.cat(
-            [
-                self.model.masked_probabilities(x, k, c)
-                for x, k, c in zip(
-                    images.split(self.chunk),
-                    keep.split(self.chunk),
-                    classes.split(self.chunk),
-                    strict=True,
-                )
-            ]
+        return map_chunks(
+            self.model.masked_probabilities,
+            images,
+            keep,
+            classes,
+            chunk=self.chunk,
+            what="masked forwards",
         )
 
     def original_probability(self, classes: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ so DDP gives the single-process figures.
 import torch
 from torchmetrics import Metric
 
+from shapvision.chunked import map_chunks
 from shapvision.metrics.bootstrap import bootstrap_intervals
 from shapvision.metrics.explanation_batch import pixel_ranks
 from shapvision.metrics.per_image import first_occurrence, weighted_mean
@@ -94,7 +95,13 @@ class RetrievalInsertionDeletion(Metric):
                         context.pixel_std,
                         image_index,
                     )
-                    getattr(self, f"{mode}_{k}").append(context.image_features(perturbed).float())
+                    features = map_chunks(
+                        context.image_features,
+                        perturbed,
+                        chunk=batch.chunk,
+                        what="retrieval insertion / deletion forwards",
+                    )
+                    getattr(self, f"{mode}_{k}").append(features.float())
 
     def compute(self) -> dict[str, torch.Tensor]:
         def cat(state):

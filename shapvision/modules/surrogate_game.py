@@ -2,6 +2,7 @@
 
 import torch
 
+from shapvision.chunked import map_chunks
 from shapvision.models.masked_backbone import repeat_per_mask
 from shapvision.shapley.links import Link, get_link
 
@@ -15,8 +16,11 @@ def surrogate_values(
     flat_images = repeat_per_mask(images, num_masks)
     flat_masks = masks.reshape(-1, num_patches)
     link = get_link(link)
-    outputs = [
-        link(surrogate(img, keep))
-        for img, keep in zip(flat_images.split(chunk), flat_masks.split(chunk), strict=True)
-    ]
-    return torch.cat(outputs).view(batch, num_masks, -1)
+    values = map_chunks(
+        lambda img, keep: link(surrogate(img, keep)),
+        flat_images,
+        flat_masks,
+        chunk=chunk,
+        what="surrogate values",
+    )
+    return values.view(batch, num_masks, -1)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import torch
 
+from shapvision.chunked import map_chunks
 from shapvision.shapley.masks import check_masks
 
 ValueFunction = Callable[[torch.Tensor], torch.Tensor]
@@ -35,8 +36,9 @@ class GameEvaluator:
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         """Values ``(M, K)`` for masks ``(M, N)``; a scalar game gets K = 1."""
         check_masks(masks, self.num_players)
-        chunks = [self._evaluate(chunk) for chunk in masks.split(self.batch_size)]
-        return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
+        return map_chunks(
+            self._evaluate, masks, chunk=self.batch_size, what="a game's value function"
+        )
 
     def _evaluate(self, masks: torch.Tensor) -> torch.Tensor:
         values = self.value_fn(masks)
