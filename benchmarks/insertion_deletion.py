@@ -36,7 +36,7 @@ def per_step_curves(model: ExplainedModel, images, target, attribution):
     return curves
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -50,8 +50,11 @@ def main():
     parser.add_argument(
         "--no-warmup", action="store_true", help="skip the warm-up call (slow CPU runs)"
     )
+    parser.add_argument("--tiny", action="store_true", help="a smoke run in seconds (make test)")
     add_device_options(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.backbone, args.img_size, args.chunk, args.repeats = "vit_tiny_patch16_224", 32, 8, 1
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     torch.manual_seed(0)
     module = (

@@ -28,7 +28,7 @@ def masks_for(kind, num_patches, count, generator, device):
     return UniformSizeSampler(num_patches).sample(count, generator=generator).to(device)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -41,8 +41,12 @@ def main():
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--masks", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tiny", action="store_true", help="a smoke run in seconds (make test)")
     add_device_options(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.models, args.resnet = ["vit_tiny_patch16_224"], "resnet18"
+        args.images, args.masks, args.repeats = 1, 2, 1
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     count = args.images * args.masks
     generator = torch.Generator().manual_seed(0)

@@ -81,7 +81,7 @@ def token_drop_curves(batch, attribution):
     return batch.masked_probabilities(images, deletion.reshape(-1, n), classes).view(size, steps)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -98,7 +98,7 @@ def main():
         "--tiny", action="store_true", help="a 2-block ViT at 32 px: the check make test runs"
     )
     add_device_options(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     torch.manual_seed(0)
     backbone_kwargs = TINY if args.tiny else {}

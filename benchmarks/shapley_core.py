@@ -35,7 +35,7 @@ ESTIMATORS = {
 }
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -43,7 +43,10 @@ def main():
     parser.add_argument("--outputs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budgets", type=int, nargs="+", default=[64, 256, 1024, 4096])
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="a smoke run in seconds (make test)")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.players, args.outputs, args.seeds, args.budgets = 8, 3, 2, [64, 128]
     n = args.players
     game = MLPGame(n, args.outputs, generator=torch.Generator().manual_seed(0))
 

@@ -57,7 +57,7 @@ def throughput(folder: Path, workers: int, batch: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -65,7 +65,10 @@ def main():
     parser.add_argument("--samples", type=int, default=256, help="samples per shard")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="a smoke run in seconds (make test)")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.shards, args.samples, args.workers, args.batch = 1, 8, 1, 4
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         write_shards(folder, args.shards, args.samples)

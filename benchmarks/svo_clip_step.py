@@ -22,22 +22,32 @@ from device import add_device_options, device_name, synchronize
 from shapvision.modules import SVOCLIP, CLIPFineTune
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="EVA02-B-16")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--img-size", type=int, default=224)
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="the digits CLIP at 32 px: a smoke run in seconds (make test)",
+    )
     add_device_options(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.model, args.img_size, args.batch, args.repeats = "shapvision-digits-clip", 32, 2, 1
     device = torch.device(args.device)
     torch.manual_seed(0)
     variants = {
-        "plain CLIP fine-tuning": CLIPFineTune(clip_model=args.model),
-        "SVO-CLIP, 1 mask/image": SVOCLIP(clip_model=args.model, num_masks=1),
+        "plain CLIP fine-tuning": CLIPFineTune(clip_model=args.model, img_size=args.img_size),
+        "SVO-CLIP, 1 mask/image": SVOCLIP(
+            clip_model=args.model, img_size=args.img_size, num_masks=1
+        ),
     }
-    images = torch.randn(args.batch, 3, 224, 224, device=device)
+    images = torch.randn(args.batch, 3, args.img_size, args.img_size, device=device)
     tokens = open_clip.get_tokenizer(args.model)(
         [f"a photo of object number {i}" for i in range(args.batch)]
     ).to(device)

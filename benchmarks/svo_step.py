@@ -14,6 +14,7 @@ Target (issue 5): SVO-ViT <= 1.5x the plain step with the default 1 mask per ima
 
     python benchmarks/svo_step.py                                        # CPU, float32
     python benchmarks/svo_step.py --device cuda --dtype bfloat16 --batch 64
+    python benchmarks/svo_step.py --tiny                                 # tiny models, seconds (make test)
 """
 
 import argparse
@@ -66,10 +67,11 @@ def training_step(module, optimizer, batch, device, dtype):
 
 
 def benchmark_backbone(backbone, args, device, dtype):
-    batch = (
-        torch.randn(args.batch, 3, args.img_size, args.img_size, device=device),
-        torch.randint(args.num_classes, (args.batch,), device=device),
-    )
+    batch = {
+        "image": torch.randn(args.batch, 3, args.img_size, args.img_size, device=device),
+        "label": torch.randint(args.num_classes, (args.batch,), device=device),
+        "index": torch.arange(args.batch, device=device),
+    }
     modules, optimizers, kept = {}, {}, {name: [] for name in VARIANTS}
     for name, options in VARIANTS.items():
         torch.manual_seed(0)
@@ -100,7 +102,7 @@ def benchmark_backbone(backbone, args, device, dtype):
         )
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -109,8 +111,14 @@ def main():
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--num-classes", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--tiny", action="store_true", help="ViT-Tiny and ResNet-18 at 32 px: a smoke run"
+    )
     add_device_options(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.backbones, args.img_size, args.batch = ["vit_tiny_patch16_224", "resnet18"], 32, 2
+        args.num_classes, args.repeats = 4, 1
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     name = device_name(device)
     allocator = " ".join(f"{k}={v}" for k, v in os.environ.items() if k.startswith("MALLOC_"))

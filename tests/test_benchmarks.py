@@ -1,0 +1,52 @@
+"""Every script in benchmarks/ in its tiny mode, so none can rot: each runs end to end on tiny models
+and prints every row of its table (the figures themselves are measured by `make bench`)."""
+
+import pytest
+
+from .helpers import REPOSITORY, run_module
+
+# script -> rows its table must print (each a line starting with "| <row> |")
+ROWS = {
+    "shapley_core.py": [
+        "KernelSHAP (paired)",
+        "KernelSHAP unbiased",
+        "permutation (antithetic)",
+        "Sim-Semivalue (paired)",
+    ],
+    "masked_forward.py": ["vit_tiny_patch16_224", "resnet18 (stage 4 stride 1)"],
+    "svo_step.py": ["vit_tiny_patch16_224", "resnet18"],
+    "insertion_deletion.py": [
+        "per-step full-image forwards (attention masking, 2 x 5)",
+        "packed token dropping, one pass",
+    ],
+    "quantus_curves.py": [
+        "Quantus region perturbation (one forward per region)",
+        "ours, pixel fill, chunked forwards (Quantus's curve)",
+        "ours, dropped tokens packed (our tables' protocol)",
+    ],
+    "shard_decoding.py": ["1"],
+    "svo_clip_step.py": ["plain CLIP fine-tuning", "SVO-CLIP, 1 mask/image"],
+    "clip_explainers.py": [
+        "one forward + backward of the score",
+        "maskclip",
+        "clip_surgery",
+        "grad_eclip",
+        "m2ib",
+        "saliency",
+    ],
+}
+
+
+def test_every_benchmark_script_has_a_tiny_mode_here():
+    scripts = {p.name for p in (REPOSITORY / "benchmarks").glob("*.py")} - {"device.py"}
+    assert scripts == set(ROWS)
+
+
+@pytest.mark.parametrize("script", sorted(ROWS))
+def test_the_tiny_mode_prints_every_row(script, tmp_path):
+    result = run_module(REPOSITORY / "benchmarks" / script, "--tiny", cwd=tmp_path, timeout=300)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    data = [line for line in rows if not line.startswith("|---")]
+    assert len(data) >= 2, result.stdout  # a header and at least one measured row
+    for row in ROWS[script]:
+        assert any(line.startswith(f"| {row} |") for line in data), (row, result.stdout)
