@@ -26,6 +26,14 @@ ROWS = {
     ],
     "shard_decoding.py": ["1"],
     "svo_clip_step.py": ["plain CLIP fine-tuning", "SVO-CLIP, 1 mask/image"],
+    "shapiq_peer.py": [
+        "ours: KernelSHAP (paired)",
+        "ours: permutation (antithetic)",
+        "shapiq: KernelSHAP (pairing)",
+        "shapiq: permutation sampling",
+        "shapiq: SVARM",
+        "shapiq: k-additive SHAP (regression)",
+    ],
     "clip_explainers.py": [
         "one forward + backward of the score",
         "maskclip",

@@ -151,7 +151,8 @@ class Explainer(TaggedCheckpointMixin, ShapleyModule):
     def objective_loss(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The objective's loss on fresh masks, and the raw outputs (for the objective's own classification)."""
         v_full, v_empty = self.endpoint_values(images)
-        raw = self.raw_outputs(images)
+        # the objectives sum over patches, normalise and solve in float32 (bf16 autocast included)
+        raw = self.raw_outputs(images).float()
         masks = self.objective.sample_masks(raw, v_full, v_empty)
         values = surrogate_values(
             self.surrogate, images, masks, self.hparams.link, self.hparams.value_batch_size
