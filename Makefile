@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BENCH_ENV) $(BIN)/python benchmarks/svo_clip_step.py
 	$(BENCH_ENV) $(BIN)/python benchmarks/quantus_curves.py --images 2
 	$(BENCH_ENV) $(BIN)/python benchmarks/clip_explainers.py
+	$(BIN)/python benchmarks/shapiq_peer.py $(if $(wildcard runs/digits/surrogate/best.ckpt),--checkpoint runs/digits/surrogate/best.ckpt)
 	$(BIN)/python benchmarks/shard_decoding.py
 
 SV := $(BIN)/shapvision
