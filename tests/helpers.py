@@ -327,6 +327,37 @@ def save_checkpoint(module, path):
     return str(path)
 
 
+def save_vit_pipeline(
+    folder: Path, objectives=(), num_classes: int = 2, img_size: int = 32
+) -> dict:
+    """A tiny ViT classifier, its surrogate and an explainer per objective in ``objectives``, saved as
+    ``folder/<stage>/best.ckpt`` (classifier, surrogate, explainer_<objective>); their paths by stage."""
+    from shapvision.modules import Classifier, Explainer, Surrogate
+
+    common = {"num_classes": num_classes, "img_size": img_size}
+    paths = {
+        "classifier": save_checkpoint(
+            Classifier(backbone="vit_tiny_patch16_224", backbone_kwargs=TINY_BACKBONE, **common),
+            folder / "classifier" / "best.ckpt",
+        )
+    }
+    paths["surrogate"] = save_checkpoint(
+        Surrogate(classifier_checkpoint=paths["classifier"], **common),
+        folder / "surrogate" / "best.ckpt",
+    )
+    for objective in objectives:
+        paths[f"explainer_{objective}"] = save_checkpoint(
+            Explainer(
+                surrogate_checkpoint=paths["surrogate"],
+                objective=objective,
+                head_hidden_dim=16,
+                **common,
+            ),
+            folder / f"explainer_{objective}" / "best.ckpt",
+        )
+    return paths
+
+
 def write_cifar10(root: Path, per_batch: int = 20, test: int = 10) -> Path:
     """CIFAR-10's python batches in their real format: pickles of ``data`` (n, 3072) uint8,
     channel-major, and ``labels``; ``batches.meta`` with the label names. Image k of a batch has red

@@ -16,9 +16,9 @@ from shapvision.metrics.classification_scores import (
     BinaryClassificationScores,
     ClassificationScores,
 )
-from shapvision.modules import Classifier, ClassifierComparison, Explainer, Surrogate
+from shapvision.modules import ClassifierComparison
 
-from .helpers import TINY_BACKBONE, save_checkpoint
+from .helpers import save_vit_pipeline
 
 
 def one_hot_scores(predicted, classes=2):
@@ -61,26 +61,11 @@ def test_multiclass_scores_are_the_accuracy_of_the_argmax():
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("comparison")
-    common = {"num_classes": 10, "img_size": 32}
     torch.manual_seed(0)
-    classifier = save_checkpoint(
-        Classifier(backbone="vit_tiny_patch16_224", backbone_kwargs=TINY_BACKBONE, **common),
-        folder / "classifier.ckpt",
+    paths = save_vit_pipeline(
+        tmp_path_factory.mktemp("comparison"), ("fastshap", "salvage"), num_classes=10
     )
-    surrogate = save_checkpoint(
-        Surrogate(classifier_checkpoint=classifier, **common), folder / "surrogate.ckpt"
-    )
-    explainers = {
-        objective: save_checkpoint(
-            Explainer(
-                surrogate_checkpoint=surrogate, objective=objective, head_hidden_dim=16, **common
-            ),
-            folder / f"{objective}.ckpt",
-        )
-        for objective in ("fastshap", "salvage")
-    }
-    return classifier, explainers
+    return paths["classifier"], {o: paths[f"explainer_{o}"] for o in ("fastshap", "salvage")}
 
 
 def test_each_model_is_scored_by_its_own_classification(pipeline, tmp_path):

@@ -14,7 +14,7 @@ from shapvision.modules import (
     SVOClassifier,
 )
 
-from .helpers import TINY_BACKBONE, save_checkpoint
+from .helpers import TINY_BACKBONE, save_vit_pipeline
 
 COMMON = {"num_classes": 4, "img_size": 32}
 TINY_CLIP = {"clip_model": "shapvision-digits-clip", "img_size": 32}
@@ -24,16 +24,9 @@ RELATIVE_TOLERANCE = 0.05
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("precision")
     torch.manual_seed(0)
-    classifier = save_checkpoint(
-        Classifier(backbone="vit_tiny_patch16_224", backbone_kwargs=TINY_BACKBONE, **COMMON),
-        folder / "classifier.ckpt",
-    )
-    surrogate = save_checkpoint(
-        Surrogate(classifier_checkpoint=classifier, **COMMON), folder / "surrogate.ckpt"
-    )
-    return classifier, surrogate
+    paths = save_vit_pipeline(tmp_path_factory.mktemp("precision"), **COMMON)
+    return paths["classifier"], paths["surrogate"]
 
 
 def build(name, checkpoints):

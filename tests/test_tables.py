@@ -15,6 +15,7 @@ from .helpers import (
     make_mura,
     run_module,
     save_checkpoint,
+    save_vit_pipeline,
     working_copy,
     write_cifar10,
     write_gtsegs_mat,
@@ -119,22 +120,7 @@ def fixtures(tmp_path_factory):
     for dataset in ("imagenette", "mura", "wbc"):
         shutil.copytree(pipeline, ckpts / dataset)
     write_cifar10(data / "cifar10")
-    cifar = {"num_classes": 10, "img_size": 32}
-    classifier = save_checkpoint(
-        Classifier(backbone="vit_tiny_patch16_224", backbone_kwargs=TINY_BACKBONE, **cifar),
-        ckpts / "cifar10" / "classifier" / "best.ckpt",
-    )
-    surrogate = save_checkpoint(
-        Surrogate(classifier_checkpoint=classifier, **cifar),
-        ckpts / "cifar10" / "surrogate" / "best.ckpt",
-    )
-    for objective in ("fastshap", "simshap"):
-        save_checkpoint(
-            Explainer(
-                surrogate_checkpoint=surrogate, objective=objective, head_hidden_dim=16, **cifar
-            ),
-            ckpts / "cifar10" / f"explainer_{objective}" / "best.ckpt",
-        )
+    save_vit_pipeline(ckpts / "cifar10", ("fastshap", "simshap"), num_classes=10)
     return data, ckpts, base
 
 

@@ -20,7 +20,7 @@ from shapvision.metrics.table_cells import metric_cells
 from shapvision.models.capabilities import ImageTextModel
 from shapvision.modules.base import ShapleyModule
 from shapvision.modules.checkpoints import load_module
-from shapvision.modules.evaluation_core import EvaluationResult, EvaluationResultCallback
+from shapvision.modules.evaluation_core import EvaluationResult, hand_to_result_callbacks
 from shapvision.modules.explainer import Explainer
 
 CHECKPOINT_OPTION = "model.init_args.checkpoint"
@@ -105,6 +105,4 @@ class ClassifierComparison(ShapleyModule):
         result = EvaluationResult(
             checkpoint=self.hparams.checkpoint, table=table, per_image={}, examples=[]
         )
-        for callback in self.trainer.callbacks:
-            if isinstance(callback, EvaluationResultCallback):
-                callback.on_evaluation_result(self.trainer, self, result)
+        hand_to_result_callbacks(self, result)

@@ -41,6 +41,13 @@ class EvaluationResultCallback(Callback):
         raise NotImplementedError
 
 
+def hand_to_result_callbacks(module, result: EvaluationResult) -> None:
+    """Give ``result`` to every :class:`EvaluationResultCallback` of the module's trainer."""
+    for callback in module.trainer.callbacks:
+        if isinstance(callback, EvaluationResultCallback):
+            callback.on_evaluation_result(module.trainer, module, result)
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -176,9 +183,7 @@ class EvaluationCore(torch.nn.Module):
             accuracy=accuracy,
             model_metrics=dict(model_metrics or {}),
         )
-        for callback in module.trainer.callbacks:
-            if isinstance(callback, EvaluationResultCallback):
-                callback.on_evaluation_result(module.trainer, module, result)
+        hand_to_result_callbacks(module, result)
         return result
 
 
