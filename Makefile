@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 
-.PHONY: install test test-slow test-notebooks test-slurm lint bench demo demo-clip clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets vitshapley-mura vitshapley-wbc \
+.PHONY: install test test-slow test-notebooks test-slurm lint bench bench-gpu scale demo demo-clip clean vitshapley-digits compare-digits vitshapley-imagenette vitshapley-pets vitshapley-mura vitshapley-wbc \
 	table-svo-faithfulness table-svo-segmentation table-svo-segmentation-imagenet-s table-svo-accuracy table-salvage table-salvage-accuracy table-vitshapley salvage-explainer-pets salvage-explainer-imagenette salvage-explainer-mura salvage-explainer-wbc simshap-cifar10 table-simshap \
 	svo-vit-digits svo-ablation-digits svo-vit-imagenet svo-resnet-imagenet classifier-vit-imagenet classifier-resnet-imagenet fastshap-resnet-imagenet \
 	svo-clip-cc3m clip-cc3m table-svo-retrieval table-svo-clip-insdel vitshapley-imagenet
@@ -62,6 +62,15 @@ bench: $(STAMP)
 	$(BENCH_ENV) $(BIN)/python benchmarks/clip_explainers.py
 	$(BIN)/python benchmarks/shapiq_peer.py $(if $(wildcard runs/digits/surrogate/best.ckpt),--checkpoint runs/digits/surrogate/best.ckpt)
 	$(BIN)/python benchmarks/shard_decoding.py
+
+# On a GPU: every module's bf16 training step at its real size (images / s, MFU, peak memory), compile
+# off and on, and the tables' evaluation throughput (benchmarks/gpu.py; --tiny runs it on the CPU).
+bench-gpu: $(STAMP)
+	$(BIN)/python benchmarks/gpu.py --device cuda $(BENCH_GPU_FLAGS)
+
+# docs/scale.md: FLOPs and H100-hours of every training run and seeds' table (shapvision_drivers/scale.py)
+scale: $(STAMP)
+	$(BIN)/python -m shapvision_drivers.scale --out docs/scale.md
 
 SV := $(BIN)/shapvision
 DIGITS := --config experiments/digits/trainer.yaml

@@ -33,6 +33,7 @@ OURS = {
             n,
             max_evals=budget,
             threshold=None,
+            batch_size=budget,  # one call to the game, as shapiq makes
             generator=torch.Generator().manual_seed(seed),
         ).values
     ),

@@ -13,7 +13,6 @@ import tarfile
 from pathlib import Path
 from types import SimpleNamespace
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn as nn
@@ -321,10 +320,9 @@ def make_mura(root, patients=10, corrupt=False):
 
 
 def save_checkpoint(module, path):
-    trainer = L.Trainer(accelerator="cpu", max_steps=0, logger=False, enable_checkpointing=False)
-    trainer.strategy.connect(module)
-    trainer.save_checkpoint(path)
-    return str(path)
+    from shapvision.modules.checkpoints import save_untrained_checkpoint
+
+    return save_untrained_checkpoint(module, path)
 
 
 def save_vit_pipeline(

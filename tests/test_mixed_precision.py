@@ -1,6 +1,6 @@
-"""Every module's training step under bf16 autocast on the CPU (what `--trainer.precision bf16-mixed`
-runs): a finite loss within a stated tolerance of the fp32 loss on the same batch and the same masks,
-and finite gradients."""
+"""Every module's training step under bf16 and fp16 autocast on the CPU (what `--trainer.precision
+bf16-mixed` and `16-mixed` run; Lightning adds a gradient scaler for fp16): a finite loss within a
+stated tolerance of the fp32 loss on the same batch and the same masks, and finite gradients."""
 
 import pytest
 import torch
@@ -60,9 +60,9 @@ def batch_for(module):
     return {"image": images, "label": torch.tensor([0, 1, 2, 3]), "index": torch.arange(4)}
 
 
-def loss_of(module, batch, autocast: bool) -> torch.Tensor:
+def loss_of(module, batch, autocast: torch.dtype | None) -> torch.Tensor:
     torch.manual_seed(7)  # the same masks in both precisions
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
         return module.training_step(batch, 0)
 
 
@@ -79,13 +79,14 @@ MODULES = [
 ]
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("name", MODULES)
-def test_a_bf16_training_step_is_finite_and_close_to_fp32(name, checkpoints):
+def test_a_mixed_precision_training_step_is_finite_and_close_to_fp32(name, dtype, checkpoints):
     module = build(name, checkpoints).train()
     module.log = lambda *args, **kwargs: None  # no Trainer attached
     batch = batch_for(module)
-    full = loss_of(module, batch, autocast=False)
-    mixed = loss_of(module, batch, autocast=True)
+    full = loss_of(module, batch, autocast=None)
+    mixed = loss_of(module, batch, autocast=dtype)
     assert torch.isfinite(mixed), name
     assert mixed.dtype == torch.float32, f"{name}: the loss is reduced in {mixed.dtype}"
     assert abs(float(mixed) - float(full)) <= RELATIVE_TOLERANCE * abs(float(full)) + 1e-4, (

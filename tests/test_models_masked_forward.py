@@ -175,6 +175,36 @@ def test_open_clip_towers_token_dropping_equals_attention_masking(
     assert_drop_equals_attention(backbone, images, mixed_masks(8, 16, seed=2))
 
 
+@pytest.mark.parametrize(
+    "name, size, patch_embedding",
+    [
+        ("vit_tiny_patch16_224", 64, "patch_embed"),
+        ("open_clip:Tiny-ViT-16", 64, "conv1"),
+        ("open_clip:Tiny-EVA02-14", 56, "patch_embed"),
+    ],
+)
+@pytest.mark.parametrize("masking", ["drop", "attention"])
+def test_one_image_under_many_masks_is_embedded_once(
+    tiny_open_clip_configs, name, size, patch_embedding, masking
+):
+    # A game over one image expands it (batch stride 0): the patch embedding runs on one image, and
+    # the features equal those of a batch of real copies.
+    torch.manual_seed(0)
+    extra = TINY_VIT if not name.startswith("open_clip") else {}
+    backbone = create_backbone(name, img_size=size, **extra).eval()
+    trunk = getattr(backbone, "visual", None) or backbone.model
+    seen = []
+    getattr(trunk, patch_embedding).register_forward_hook(lambda m, i, o: seen.append(len(i[0])))
+    image, keep = torch.randn(1, 3, size, size), mixed_masks(12, 16, seed=3)
+    with torch.no_grad():
+        copies = backbone.forward_patches(image.repeat(12, 1, 1, 1), keep, masking=masking)
+        expanded = backbone.forward_patches(image.expand(12, -1, -1, -1), keep, masking=masking)
+    assert seen == [12, 1]
+    torch.testing.assert_close(expanded.tokens, copies.tokens, rtol=0, atol=1e-5)
+    if copies.pooled is not None:
+        torch.testing.assert_close(expanded.pooled, copies.pooled, rtol=0, atol=1e-5)
+
+
 def test_open_clip_vit_unmasked_tokens_match_open_clip(tiny_open_clip_configs):
     torch.manual_seed(0)
     clip = open_clip.create_model("Tiny-ViT-16").eval()

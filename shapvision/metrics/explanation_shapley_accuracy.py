@@ -42,7 +42,9 @@ def reference_values(
             key = ("shapley_reference", link, index)
             if key not in batch.cache:
                 game = TargetGame(model, batch.images[i], None, link)
-                batch.cache[key] = exact_shapley(game, n, device=device).float()
+                batch.cache[key] = exact_shapley(
+                    game, n, batch_size=batch.chunk, device=device
+                ).float()
             values.append(batch.cache[key][:, int(target)])
             stds.append(torch.zeros(n))
             continue

@@ -82,8 +82,11 @@ class CLIPTowers(nn.Module):
         return self.backbone.forward_patches(images, keep)
 
     def patch_embeddings(self, features: PatchFeatures) -> torch.Tensor:
-        """Unit patch embeddings ``(B, N, D)`` in the joint space; zero at removed patches."""
-        embedded = F.normalize(self.project(features.tokens), dim=-1)
+        """Unit patch embeddings ``(B, N, D)`` in the joint space; zero at removed patches.
+
+        Normalised in float32: a removed patch's token is zero, and F.normalize's eps (1e-12)
+        underflows to 0 in float16, so under fp16 autocast 0 / 0 would put NaN there."""
+        embedded = F.normalize(self.project(features.tokens).float(), dim=-1)
         return embedded * features.keep.unsqueeze(2).to(embedded.dtype)
 
     def cls_embedding(self, features: PatchFeatures) -> torch.Tensor:

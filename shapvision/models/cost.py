@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,39 @@ def measure_cost(
     with counter, sdpa_kernel(SDPBackend.MATH):
         forward(image)
     return ModelCost(sum(p.numel() for p in network.parameters()), counter.get_total_flops())
+
+
+class FlopTally(TorchDispatchMode):
+    """The FLOPs of every op torch's flop counter has a formula for, summed, with those run inside
+    the forward of ``split`` modules counted apart (``split_flops``).
+
+    Unlike ``FlopCounterMode`` it tracks no module hierarchy: ``FlopCounterMode``'s backward hooks
+    refuse ``torch.autograd.grad`` with respect to a leaf input, which every captum gradient method
+    calls. Use it under ``sdpa_kernel(SDPBackend.MATH)`` so attention's products are seen.
+    """
+
+    def __init__(self, split: nn.Module | None = None):
+        super().__init__()
+        self.total = 0
+        self.split_flops = 0
+        self._inside_split = 0
+        if split is not None:
+            split.register_forward_pre_hook(lambda *_: self._enter())
+            split.register_forward_hook(lambda *_: self._leave())
+
+    def _enter(self):
+        self._inside_split += 1
+
+    def _leave(self):
+        self._inside_split -= 1
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            flops = formula(*args, **kwargs, out_val=out)
+            self.total += flops
+            if self._inside_split:
+                self.split_flops += flops
+        return out

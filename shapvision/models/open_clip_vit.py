@@ -10,7 +10,7 @@ the output has no pooled feature.
 import torch
 import torch.nn as nn
 
-from shapvision.models.masked_backbone import MaskedBackbone
+from shapvision.models.masked_backbone import MaskedBackbone, is_one_image_expanded
 from shapvision.models.patch_features import PatchFeatures
 from shapvision.models.timm_transformer import MASKING_MODES
 from shapvision.models.token_packing import TokenPacking
@@ -70,6 +70,8 @@ class OpenCLIPViTBackbone(MaskedBackbone):
         return PatchFeatures(tokens=tokens, keep=keep, prefix=cls.unsqueeze(1), pooled=cls)
 
     def _embed(self, images):
+        if is_one_image_expanded(images):
+            return self._embed(images[:1]).expand(images.shape[0], -1, -1)
         v = self.visual
         x = v.conv1(images).flatten(2).transpose(1, 2)
         cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from timm.models.eva import Eva
 
-from shapvision.models.masked_backbone import MaskedBackbone
+from shapvision.models.masked_backbone import MaskedBackbone, is_one_image_expanded
 from shapvision.models.patch_features import PatchFeatures
 from shapvision.models.token_packing import TokenPacking
 
@@ -87,6 +87,9 @@ class TimmTransformerBackbone(MaskedBackbone):
         )
 
     def _embed(self, images):
+        if is_one_image_expanded(images):
+            x, rope = self._embed(images[:1])
+            return x.expand(images.shape[0], -1, -1), rope
         out = self.model._pos_embed(self.model.patch_embed(images))
         x, rope = out if self.is_eva else (out, None)
         if self.drop_prefix_tokens:

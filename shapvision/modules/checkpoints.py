@@ -2,6 +2,10 @@
 checkpoint to its class, and one loader (the previous stages' files it was initialised from are not
 needed: their weights are in the checkpoint)."""
 
+from pathlib import Path
+
+import lightning as L
+
 from shapvision.errors import ConfigurationError
 from shapvision.local_files import local_path, read_checkpoint
 from shapvision.modules.classifier import Classifier
@@ -51,3 +55,19 @@ def load_module(path: str, option: str, accepts=None, needed: str = ""):
     module.on_load_checkpoint(checkpoint)
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval()
+
+
+def save_untrained_checkpoint(module, path: str | Path) -> str:
+    """``module`` as a checkpoint in Lightning's format, with no training (the weights it has): what
+    the next stage's constructor or an evaluation reads. For tests, benchmarks and the cost model."""
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return str(path)

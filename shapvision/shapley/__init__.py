@@ -4,7 +4,7 @@ from shapvision.shapley.estimate import ShapleyEstimate
 from shapvision.shapley.exact import MAX_EXACT_PLAYERS, exact_shapley, shapley_coalition_weights
 from shapvision.shapley.game import GameEvaluator, ValueFunction
 from shapvision.shapley.games import MLPGame, PairwiseInteractionGame
-from shapvision.shapley.kernel_shap import kernel_shap, shapley_kernel_gram
+from shapvision.shapley.kernel_shap import border_sizes, kernel_shap, shapley_kernel_gram
 from shapvision.shapley.links import LINKS, Link, get_link
 from shapvision.shapley.masks import check_masks, enumerate_coalitions, full_and_empty
 from shapvision.shapley.normalization import additive_efficient_normalization
@@ -40,6 +40,7 @@ __all__ = [
     "exact_shapley",
     "full_and_empty",
     "get_link",
+    "border_sizes",
     "kernel_shap",
     "permutation_shapley",
     "shapley_coalition_weights",

@@ -4,6 +4,17 @@ phi = argmin E_{S ~ p}[(v(S) - v(empty) - 1_S^T phi)^2]  s.t.  1^T phi = total =
 with p the Shapley kernel over sizes 1..N-1. With ``A = E[z z^T]`` and ``b = E[z (v(z) - v(empty))]``
 the solution is ``phi = A^{-1} (b - 1 lambda)``, lambda fixed by the constraint.
 
+Border trick (shapiq's ``CoalitionSampler``, Fumagalli et al.): the kernel puts most of its mass on
+the smallest and largest coalitions, of which there are few (2N of sizes 1 and N - 1). Sizes whose
+every coalition the budget would draw in expectation, taken pairwise (k, N - k) from the border
+inwards, are enumerated once and enter A and b with their exact kernel weights p(k) / C(N, k); the
+other sizes are sampled from the kernel renormalised over them and weighted by their total mass. The
+expectation is the kernel's, the enumerated part has no variance. The budget the rule sees is
+``max_evals`` for a fixed-budget estimate (``threshold=None``), one batch when the estimate runs to
+convergence (ours: an adaptive run does not know its final budget). Like shapiq's sampler, a
+coalition drawn again is not evaluated again: the budget counts distinct coalitions, and every draw
+enters the estimate with its multiplicity (``_EvaluatedCoalitions``).
+
 Two estimators, as in ``shapreg``:
 - default (``unbiased=False``, shapreg's ``ShapleyRegression``): A and b both averaged over the same
   samples. Their errors are correlated and largely cancel, so this converges much faster; it is
@@ -16,6 +27,7 @@ Two estimators, as in ``shapreg``:
 """
 
 import math
+from itertools import combinations
 
 import torch
 
@@ -32,6 +44,9 @@ from shapvision.shapley.samplers import ShapleyKernelSampler, shapley_kernel_siz
 # The delta-method std needs a pass over all stored samples, so it is checked whenever the sample count
 # has grown by this factor rather than after every batch; the budget overshoot is bounded by it.
 _CHECK_GROWTH = 1.1
+# A fixed budget keeps drawing while repeated draws are free; this bounds the draws when the sampled
+# sizes are nearly exhausted (a budget close to 2^N that the border trick did not enumerate).
+_MAX_DRAWS_PER_EVALUATION = 20
 
 
 def shapley_kernel_gram(num_players: int) -> torch.Tensor:
@@ -56,13 +71,96 @@ def constrained_solution_operator(gram: torch.Tensor) -> tuple[torch.Tensor, tor
     return projection @ gram_inv, (u / u.sum()).squeeze(1)
 
 
-class _SampleStore:
-    """Paired (or single) masks and their gains v(S) - v(empty), kept for the delta-method std."""
+def border_sizes(num_players: int, budget: int) -> tuple[int, ...]:
+    """The coalition sizes KernelSHAP enumerates within ``budget`` evaluations (the border trick).
 
-    def __init__(self, paired: bool):
+    Pairs (k, N - k) from k = 1 inwards, while the pair's expected share of the remaining budget
+    under the kernel renormalised over the remaining sizes covers all of its C(N, k) coalitions.
+    """
+    probabilities = shapley_kernel_size_probabilities(num_players).tolist()
+    remaining_mass, enumerated = 1.0, []
+    for k in range(1, num_players // 2 + 1):
+        pair = sorted({k, num_players - k})
+        count = sum(math.comb(num_players, s) for s in pair)
+        mass = sum(probabilities[s] for s in pair)
+        if count > budget or budget * mass < count * remaining_mass * (1 - 1e-12):
+            break
+        enumerated += pair
+        budget -= count
+        remaining_mass -= mass
+    return tuple(sorted(enumerated))
+
+
+def coalitions_of_sizes(
+    sizes: tuple[int, ...], num_players: int, device: torch.device
+) -> torch.Tensor:
+    """Every coalition of each given size, bool ``(M, N)``."""
+    rows = [torch.zeros(0, num_players, dtype=torch.bool, device=device)]
+    for k in sizes:
+        members = torch.tensor(list(combinations(range(num_players), k)), device=device)
+        masks = torch.zeros(len(members), num_players, dtype=torch.bool, device=device)
+        rows.append(masks.scatter_(1, members, True))
+    return torch.cat(rows)
+
+
+class _EvaluatedCoalitions:
+    """The values of the coalitions evaluated so far, so that a coalition drawn again costs no game
+    evaluation (shapiq's sampler likewise draws until its budget of distinct coalitions is reached).
+    Every draw still enters the estimate, with its multiplicity: the estimator is the same
+    with-replacement estimator, with more draws for the same evaluations. Coalitions are keyed by their
+    bits, up to 62 players; above that repeats are too rare to matter and every draw is evaluated
+    (``num_players=None``: every draw evaluated)."""
+
+    def __init__(self, num_players: int | None):
+        self.bits = (
+            2 ** torch.arange(num_players)
+            if num_players is not None and num_players <= 62
+            else None
+        )
+        self.row_of: dict[int, int] = {}
+        self.values: list[torch.Tensor] = []
+
+    def evaluate(
+        self, game: GameEvaluator, masks: torch.Tensor, budget: int, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The longest prefix of whole groups of ``step`` draws whose new coalitions fit ``budget``
+        evaluations, and the values ``(M, K)`` of its draws (float64)."""
+        if self.bits is None:
+            masks = masks[: budget - budget % step]
+            return masks, game(masks).double()
+        keys = (masks.long() * self.bits.to(masks.device)).sum(1).tolist()
+        new, seen, cut = [], set(), len(keys)
+        for start in range(0, len(keys), step):
+            group = [
+                j
+                for j in range(start, start + step)
+                if keys[j] not in self.row_of and keys[j] not in seen
+            ]
+            if len(new) + len(group) > budget:
+                cut = start
+                break
+            seen.update(keys[j] for j in group)
+            new += group
+        if new:
+            evaluated = game(masks[new]).double()
+            for row, j in enumerate(new):
+                self.row_of[keys[j]] = len(self.values) + row
+            self.values.extend(evaluated.unbind(0))
+        if not cut:
+            return masks[:0], torch.zeros(0, 1, dtype=torch.float64, device=masks.device)
+        stacked = torch.stack([self.values[self.row_of[key]] for key in keys[:cut]])
+        return masks[:cut], stacked
+
+
+class _SampleStore:
+    """Paired (or single) masks and their gains v(S) - v(empty), kept for the delta-method std, beside
+    the enumerated sizes' exact part of A and b; ``sampled_mass`` is the kernel mass of the sampled sizes."""
+
+    def __init__(self, paired: bool, border_gram, border_b, sampled_mass: float):
         self.paired = paired
         self.masks: list[torch.Tensor] = []
         self.gains: list[torch.Tensor] = []
+        self.border_gram, self.border_b, self.sampled_mass = border_gram, border_b, sampled_mass
         self.gram_sum = None
         self.b_sum = None
         self.count = 0
@@ -80,20 +178,28 @@ class _SampleStore:
         self.count += z.shape[0]
 
     def solve(self, total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        transform, direction = constrained_solution_operator(self.gram_sum / self.count)
-        values = transform @ (self.b_sum / self.count) + direction.unsqueeze(1) * total
+        gram, b = self.border_gram, self.border_b
+        if self.count:
+            gram = gram + self.sampled_mass * self.gram_sum / self.count
+            b = b + self.sampled_mass * self.b_sum / self.count
+        transform, direction = constrained_solution_operator(gram)
+        values = transform @ b + direction.unsqueeze(1) * total
         return values, transform
 
     def delta_method_std(
         self, values: torch.Tensor, transform: torch.Tensor, chunk: int = 4096
     ) -> torch.Tensor:
+        if self.sampled_mass == 0:
+            return torch.zeros_like(values)
         masks, gains = torch.cat(self.masks), torch.cat(self.gains)
         group = masks.shape[1]
         sum_sq = torch.zeros_like(values)
         for z, g in zip(masks.split(chunk), gains.split(chunk), strict=True):
             z = z.double()
             residual = g - torch.einsum("sgi,ik->sgk", z, values)
-            influence = torch.einsum("ij,sgj,sgk->sik", transform, z, residual) / group
+            influence = (
+                transform @ torch.einsum("sgj,sgk->sjk", z, residual) * (self.sampled_mass / group)
+            )
             sum_sq += (influence**2).sum(0)
         # The influences have mean exactly zero at the solution, so their variance is the mean square.
         return (sum_sq / (self.count - 1) / self.count).sqrt()
@@ -108,6 +214,8 @@ def kernel_shap(
     max_evals: int = 2**17,
     batch_size: int = 64,
     unbiased: bool = False,
+    border: bool = True,
+    reuse_repeats: bool = True,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> ShapleyEstimate:
@@ -116,7 +224,9 @@ def kernel_shap(
     Samples coalitions from the Shapley kernel (``paired`` appends complements) ``batch_size`` evaluations
     at a time until the Covert & Lee rule ``max std / (max phi - min phi) < threshold`` holds or
     ``max_evals`` evaluations (v(N) and v(empty) included) are spent. ``threshold=None`` always spends
-    the whole budget, for comparisons at equal cost. ``unbiased`` selects the estimator (module docstring).
+    the whole budget, for comparisons at equal cost. ``unbiased`` selects the estimator, ``border``
+    enumerates the border sizes that fit (module docstring); ``reuse_repeats`` evaluates a coalition
+    drawn again only once, so the budget counts distinct coalitions (``_EvaluatedCoalitions``).
     """
     validate_budget(max_evals, 6 if paired else 4, "kernel_shap (two samples to estimate a std)")
     if num_players < 2:
@@ -125,39 +235,74 @@ def kernel_shap(
         raise ValueError(f"paired KernelSHAP needs an even batch_size, got {batch_size}")
     device = torch.device(device) if device is not None else torch.device("cpu")
     game = GameEvaluator(value_fn, num_players, batch_size)
-    sampler = ShapleyKernelSampler(num_players, paired=paired)
     v_full, v_empty = game(full_and_empty(num_players, device)).double()
     total = v_full - v_empty
     step = 2 if paired else 1
+    enumerated = (
+        border_sizes(num_players, max_evals - 2 if threshold is None else batch_size)
+        if border
+        else ()
+    )
+    kernel = shapley_kernel_size_probabilities(num_players)
+    per_coalition = kernel / torch.tensor(
+        [math.comb(num_players, k) for k in range(num_players + 1)], dtype=torch.float64
+    )
+    border_masks = coalitions_of_sizes(enumerated, num_players, device)
+    z = border_masks.double()
+    weights = per_coalition.to(device)[border_masks.sum(1)]
+    border_gains = (
+        game(border_masks).double() - v_empty if len(z) else z.new_zeros(0, total.shape[0])
+    )
+    border_gram = torch.einsum("s,si,sj->ij", weights, z, z)
+    border_b = torch.einsum("s,si,sk->ik", weights, z, border_gains)
+    sampled_mass = 1.0 - float(kernel[list(enumerated)].sum())
+    everything_enumerated = len(enumerated) == num_players - 1
+    sampler = (
+        None
+        if everything_enumerated
+        else ShapleyKernelSampler(num_players, paired=paired, excluded_sizes=enumerated)
+    )
 
     if unbiased:
         transform, direction = constrained_solution_operator(
             shapley_kernel_gram(num_players).to(device)
         )
-        offset = direction.unsqueeze(1) * total
+        offset = direction.unsqueeze(1) * total + transform @ border_b
         moments = RunningMoments()
     else:
-        store = _SampleStore(paired)
+        store = _SampleStore(paired, border_gram, border_b, sampled_mass)
         next_check = 2
 
     def current(final: bool):
         if unbiased:
+            if moments.mean is None:  # nothing sampled: exact if every size was enumerated
+                return offset, torch.full_like(offset, 0.0 if everything_enumerated else math.inf)
             return moments.mean + offset, moments.standard_error()
         values, solve_transform = store.solve(total)
         if not final and store.count < next_check:
             return values, None
+        if store.count < 2 and not everything_enumerated:
+            return values, torch.full_like(values, math.inf)
         return values, store.delta_method_std(values, solve_transform)
 
-    converged = False
-    while (budget := min(batch_size, max_evals - game.num_evals)) >= step:
+    converged = everything_enumerated
+    cache = _EvaluatedCoalitions(num_players if reuse_repeats else None)
+    draws = 0
+    while not converged and (budget := min(batch_size, max_evals - game.num_evals)) >= step:
+        if draws > _MAX_DRAWS_PER_EVALUATION * max_evals:
+            break  # nearly every sampled size exhausted: repeated draws only
         budget -= budget % step
         masks = sampler.sample(budget, generator=generator, device=device)
-        gains = game(masks).double() - v_empty
+        draws += len(masks)
+        masks, values = cache.evaluate(game, masks, max_evals - game.num_evals, step)
+        if not len(masks):
+            break
+        gains = values - v_empty
         if unbiased:
             b_terms = (masks.double().unsqueeze(2) * gains.unsqueeze(1)).view(
-                budget // step, step, num_players, -1
+                len(masks) // step, step, num_players, -1
             )
-            moments.update(torch.einsum("ij,sgjk->sik", transform, b_terms) / step)
+            moments.update(torch.einsum("ij,sgjk->sik", transform, b_terms) * (sampled_mass / step))
             count = moments.count
         else:
             store.add(masks, gains)

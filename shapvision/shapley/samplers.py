@@ -77,6 +77,9 @@ def _resolve_device(device, generator):
 class ShapleyKernelSampler:
     """Masks whose size k in 1..N-1 has probability proportional to (N-1) / (k (N-k)), uniform within a size.
 
+    ``excluded_sizes`` removes sizes from the draw (the kernel renormalised over the rest): KernelSHAP
+    enumerates those sizes exactly instead (its border trick).
+
     With ``paired=True`` every sampled mask is followed by its complement (the complement's size
     N - k has the same kernel probability), which is what KernelSHAP and FastSHAP-style training use
     to cut variance; ``num_masks`` must then be even.
@@ -90,13 +93,26 @@ class ShapleyKernelSampler:
     Paired masks already keep exactly half, so ``balanced_sizes`` changes nothing with ``paired``.
     """
 
-    def __init__(self, num_players: int, paired: bool = False, balanced_sizes: bool = False):
+    def __init__(
+        self,
+        num_players: int,
+        paired: bool = False,
+        balanced_sizes: bool = False,
+        excluded_sizes: tuple[int, ...] = (),
+    ):
         self.num_players = num_players
         self.paired = paired
         self.balanced_sizes = balanced_sizes
-        self.size_probabilities = shapley_kernel_size_probabilities(
-            num_players, dtype=torch.float32
-        )
+        probabilities = shapley_kernel_size_probabilities(num_players)
+        probabilities[list(excluded_sizes)] = 0.0
+        if paired and any(num_players - k not in excluded_sizes for k in excluded_sizes):
+            raise ValueError(
+                f"paired sampling draws a size and its complement: excluded_sizes {excluded_sizes} "
+                f"must contain N - k for each k (N = {num_players})"
+            )
+        if probabilities.sum() <= 0:
+            raise ValueError(f"excluded_sizes {excluded_sizes} leave no size to sample")
+        self.size_probabilities = (probabilities / probabilities.sum()).float()
 
     def sample(
         self,
