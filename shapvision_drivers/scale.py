@@ -473,6 +473,8 @@ def first_images_limit(config: dict) -> int:
     args = config["model"].get("init_args", {})
     limits = []
     for metric in args.get("metrics", []):
+        if metric not in METRICS:  # "retrieval": image-text evaluation's own recall, every image
+            continue
         parameters = inspect.signature(METRICS[metric].__init__).parameters
         if "images" in parameters:
             options = (args.get("metric_options") or {}).get(metric, {})
