@@ -16,7 +16,7 @@ PyTorch's math kernel so that its matrix products are counted; 2 FLOPs per multi
 - **Seeds' tables**: every ``table-*`` template. Each run of the table is its Evaluation /
   ImageTextEvaluation config, on a *proxy* of its checkpoints: the same configs and the same patch
   grid and image size, narrower networks (ViTs: 96 wide, 2 blocks, explainer heads narrowed by the
-  same factor; ResNets: ResNet-18; CLIP: a ViT-16 image tower 192 wide, 2 blocks, and a 2-block
+  same factor; ResNets: ResNet-18; CLIP: a timm ViT-16 image trunk 96 wide, 2 blocks, and a 2-block
   text tower), so the methods' thousands of
   masked forwards run in seconds. One test step on one image is counted and expressed in forwards of
   the explained model (vision) and of the text tower (per caption); times the real model's forward,
@@ -48,8 +48,10 @@ from pathlib import Path
 
 import lightning as L
 import open_clip
+import timm
 import torch
 import yaml
+from timm.models import register_model
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -139,15 +141,25 @@ def instantiate(value):
     return value
 
 
+@register_model
+def shapvision_scale_proxy_vit(pretrained: bool = False, **kwargs):
+    """The CLIP proxy's image trunk: a timm ViT (so the ViT-only methods apply, as on EVA02's timm
+    trunk) with the real tower's 16 px patches at 224, 96 wide and 2 blocks deep."""
+    options = {k: v for k, v in kwargs.items() if not k.startswith("pretrained")}
+    return timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, embed_dim=96, depth=2, num_heads=3, **options
+    )
+
+
 def register_proxy_clip(folder: Path) -> None:
     config = {
         "embed_dim": 64,
         "vision_cfg": {
             "image_size": 224,
-            "layers": 2,
-            "width": 192,
-            "head_width": 64,
-            "patch_size": 16,
+            "timm_model_name": "shapvision_scale_proxy_vit",
+            "timm_model_pretrained": False,
+            "timm_pool": "token",
+            "timm_proj": "linear",
         },
         "text_cfg": {
             "context_length": 77,
