@@ -16,7 +16,7 @@ PyTorch's math kernel so that its matrix products are counted; 2 FLOPs per multi
 - **Seeds' tables**: every ``table-*`` template. Each run of the table is its Evaluation /
   ImageTextEvaluation config, on a *proxy* of its checkpoints: the same configs and the same patch
   grid and image size, narrower networks (ViTs: 96 wide, 2 blocks, explainer heads narrowed by the
-  same factor; ResNets: ResNet-18; CLIP: a timm ViT-16 image trunk 96 wide, 2 blocks, and a 2-block
+  same factor; ResNets: ResNet-18; CLIP: EVA02-B-16's timm Eva trunk 96 wide, 2 blocks, and a 2-block
   text tower), so the methods' thousands of
   masked forwards run in seconds. One test step on one image is counted and expressed in forwards of
   the explained model (vision) and of the text tower (per caption); times the real model's forward,
@@ -143,11 +143,16 @@ def instantiate(value):
 
 @register_model
 def shapvision_scale_proxy_vit(pretrained: bool = False, **kwargs):
-    """The CLIP proxy's image trunk: a timm ViT (so the ViT-only methods apply, as on EVA02's timm
-    trunk) with the real tower's 16 px patches at 224, 96 wide and 2 blocks deep."""
+    """The CLIP proxy's image trunk: EVA02-B-16's timm Eva (so every method of SVO Tables 5-6 applies,
+    the CLIP explainers included) with its 16 px patches at 224, 96 wide and 2 blocks deep."""
     options = {k: v for k, v in kwargs.items() if not k.startswith("pretrained")}
     return timm.create_model(
-        "vit_tiny_patch16_224", pretrained=False, embed_dim=96, depth=2, num_heads=3, **options
+        "eva02_base_patch16_clip_224",
+        pretrained=False,
+        embed_dim=96,
+        depth=2,
+        num_heads=3,
+        **options,
     )
 
 
@@ -159,7 +164,7 @@ def register_proxy_clip(folder: Path) -> None:
             "timm_model_name": "shapvision_scale_proxy_vit",
             "timm_model_pretrained": False,
             "timm_pool": "token",
-            "timm_proj": "linear",
+            "timm_proj": None,
         },
         "text_cfg": {
             "context_length": 77,
