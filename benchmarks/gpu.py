@@ -35,13 +35,12 @@ from pathlib import Path
 
 import torch
 from device import device_name, synchronize
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 from shapvision.attribution import ExplainedModel
 from shapvision.attribution.registry import create_method
 from shapvision.metrics.explanation_batch import ExplanationBatch
 from shapvision.metrics.registry import create_metric
+from shapvision.models.cost import count_flops
 from shapvision.modules import (
     SVOCLIP,
     Classifier,
@@ -189,16 +188,17 @@ def training_step(module, step_fn, optimizer, batch, autocast, seed: int) -> Non
 
 def step_flops(module, batch, autocast, seeds) -> float:
     """Mean model FLOPs of a training step's forward and backward over the steps ``seeds``."""
+
+    def step():
+        with autocast():
+            loss = module.training_step(batch, 0)
+        loss.backward()
+
     counts = []
     for seed in seeds:
-        counter = FlopCounterMode(display=False)
         torch.manual_seed(seed)
-        with counter, sdpa_kernel(SDPBackend.MATH), autocast():
-            loss = module.training_step(batch, 0)
-        with counter, sdpa_kernel(SDPBackend.MATH):
-            loss.backward()
+        counts.append(count_flops(step))
         module.zero_grad(set_to_none=True)
-        counts.append(counter.get_total_flops())
     return statistics.mean(counts)
 
 

@@ -53,10 +53,9 @@ import torch
 import yaml
 from timm.models import register_model
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 from shapvision.metrics.registry import METRICS
-from shapvision.models.cost import FlopTally
+from shapvision.models.cost import FlopTally, count_flops
 from shapvision.modules.checkpoints import save_untrained_checkpoint
 from shapvision.table_files import markdown_table
 from shapvision_drivers.passthrough import EXPERIMENTS
@@ -132,13 +131,10 @@ def training_config_of(checkpoint: str) -> list[str]:
     )
 
 
-def instantiate(value):
-    """A ``{class_path, init_args}`` value as the object it describes (jsonargparse's rule), recursively."""
-    if isinstance(value, dict) and "class_path" in value:
-        module_name, _, name = value["class_path"].rpartition(".")
-        cls = getattr(importlib.import_module(module_name), name)
-        return cls(**{k: instantiate(v) for k, v in value.get("init_args", {}).items()})
-    return value
+def class_of(class_path: str) -> type:
+    """The class a config's ``class_path`` names."""
+    module_name, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
 
 
 @register_model
@@ -208,12 +204,11 @@ class ModuleFactory:
                 args["head_hidden_dim"] = round(
                     args["head_hidden_dim"] * PROXY_VIT["embed_dim"] / REAL_VIT_WIDTH
                 )
-        return {k: instantiate(v) for k, v in args.items()}
+        return args  # an explainer's objective stays a class_path dict: the Explainer builds it
 
     def build(self, config: dict):
         model = config["model"]
-        module_name, _, name = model["class_path"].rpartition(".")
-        cls = getattr(importlib.import_module(module_name), name)
+        cls = class_of(model["class_path"])
         args = self.model_arguments(model)
         parameters = inspect.signature(cls.__init__).parameters
         for option, value in linked_data_options(config, self.datasets).items():
@@ -246,13 +241,6 @@ def synthetic_batch(
     return {"image": pixels, "label": torch.arange(images) % num_classes, "index": index}
 
 
-def count(fn) -> FlopCounterMode:
-    counter = FlopCounterMode(display=False)
-    with counter, sdpa_kernel(SDPBackend.MATH):
-        fn()
-    return counter
-
-
 def training_flops_per_image(module) -> float:
     module.train()
     module.log = lambda *a, **k: None  # no Trainer attached
@@ -264,7 +252,7 @@ def training_flops_per_image(module) -> float:
     def step():
         module.training_step(batch, 0).backward()
 
-    flops = count(step).get_total_flops()
+    flops = count_flops(step)
     module.zero_grad(set_to_none=True)
     return flops / 2
 
@@ -323,25 +311,16 @@ class SyntheticData(L.LightningDataModule):
 
 
 def evaluation_module(factory: ModuleFactory, config: dict):
-    model = copy.deepcopy(config["model"])
-    args = model.setdefault("init_args", {})
-    if factory.proxy and "clip_model" in args:
-        args["clip_model"] = PROXY_CLIP
-    if isinstance(args.get("pretrained"), str):
-        weights = factory.folder / "proxy-clip-weights.pt"
+    """The run's evaluation module on the factory's checkpoints; a pretrained weights file (the
+    zero-shot rows) is the factory's CLIP with random weights, saved once."""
+    model = config["model"]
+    args = factory.model_arguments(model)
+    if isinstance(model.get("init_args", {}).get("pretrained"), str):
+        weights = factory.folder / f"{args['clip_model']}-weights.pt"
         if not weights.exists():
             torch.save(open_clip.create_model(args["clip_model"]).state_dict(), weights)
         args["pretrained"] = str(weights)
-    resolved = {}
-    for key, value in args.items():
-        if key == "checkpoint":
-            resolved[key] = factory.checkpoint(value)
-        elif key == "explainers" and value:
-            resolved[key] = {k: factory.checkpoint(v) for k, v in value.items()}
-        else:
-            resolved[key] = value
-    module_name, _, name = model["class_path"].rpartition(".")
-    return getattr(importlib.import_module(module_name), name)(**resolved)
+    return class_of(model["class_path"])(**args)
 
 
 def evaluation_batch(module, img_size: int, index_start: int) -> dict:
@@ -405,11 +384,11 @@ def forward_units(module) -> tuple[float, float]:
     img_size = int(explained.hparams.get("img_size", 224))
     image = torch.zeros(1, 3, img_size, img_size)
     if hasattr(explained, "tokenize"):
-        vision = count(lambda: explained.image_features(image)).get_total_flops()
+        vision = count_flops(lambda: explained.image_features(image))
         tokens = explained.tokenize(["a photo of object number 1 on the left"])
-        return vision, count(lambda: explained.text_features(tokens)).get_total_flops()
+        return vision, count_flops(lambda: explained.text_features(tokens))
     forward = module.model.logits if hasattr(module, "model") else explained
-    return count(lambda: forward(image)).get_total_flops(), 0.0
+    return count_flops(lambda: forward(image)), 0.0
 
 
 def table_rows(factory, real_factory, scale, tables: dict, log) -> list[dict]:
@@ -504,10 +483,7 @@ def linked_data_options(config: dict, datasets: dict) -> dict:
     data = config.get("data", {})
     if "class_path" not in data:
         return {}
-    module_name, _, name = data["class_path"].rpartition(".")
-    parameters = inspect.signature(
-        getattr(importlib.import_module(module_name), name).__init__
-    ).parameters
+    parameters = inspect.signature(class_of(data["class_path"]).__init__).parameters
     linked = {}
     img_size = data.get("init_args", {}).get(
         "img_size", parameters.get("img_size") and parameters["img_size"].default

@@ -13,7 +13,7 @@ from shapvision.data import DigitsDataModule
 from shapvision.errors import ConfigurationError
 from shapvision.modules import Classifier, Explainer, Surrogate, SVOClassifier
 
-from .helpers import TINY_BACKBONE, run_module, write_config
+from .helpers import TINY_BACKBONE, run_module, save_checkpoint, write_config
 
 cli = functools.partial(run_module, "shapvision.cli")
 
@@ -171,10 +171,7 @@ def test_stage_checkpoints_load_alone_and_explain(stages, tmp_path):
         img_size=32,
         head_hidden_dim=16,
     )
-    trainer = L.Trainer(accelerator="cpu", max_steps=0, logger=False, enable_checkpointing=False)
-    trainer.strategy.connect(explainer)
-    path = tmp_path / "explainer.ckpt"
-    trainer.save_checkpoint(path)
+    path = save_checkpoint(explainer, tmp_path / "explainer.ckpt")
     loaded = Explainer.load_from_checkpoint(path).eval()
     with torch.no_grad():
         phi = loaded.explain(images)

@@ -33,10 +33,17 @@ def measure_cost(
     """Parameters of ``network`` and FLOPs of ``forward`` on one ``3 x img_size x img_size`` image."""
     parameter = next(network.parameters())
     image = torch.zeros(1, 3, img_size, img_size, device=parameter.device, dtype=parameter.dtype)
+    return ModelCost(
+        sum(p.numel() for p in network.parameters()), count_flops(lambda: forward(image))
+    )
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of ``fn()`` (its backward too, when it runs one), attention on the math kernel."""
     counter = FlopCounterMode(display=False)
     with counter, sdpa_kernel(SDPBackend.MATH):
-        forward(image)
-    return ModelCost(sum(p.numel() for p in network.parameters()), counter.get_total_flops())
+        fn()
+    return counter.get_total_flops()
 
 
 class FlopTally(TorchDispatchMode):

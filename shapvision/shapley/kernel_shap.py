@@ -39,7 +39,11 @@ from shapvision.shapley.estimate import (
 )
 from shapvision.shapley.game import GameEvaluator, ValueFunction
 from shapvision.shapley.masks import full_and_empty
-from shapvision.shapley.samplers import ShapleyKernelSampler, shapley_kernel_size_probabilities
+from shapvision.shapley.samplers import (
+    ShapleyKernelSampler,
+    shapley_kernel_log_prob,
+    shapley_kernel_size_probabilities,
+)
 
 # The delta-method std needs a pass over all stored samples, so it is checked whenever the sample count
 # has grown by this factor rather than after every batch; the budget overshoot is bounded by it.
@@ -125,8 +129,7 @@ class _EvaluatedCoalitions:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The longest prefix of whole groups of ``step`` draws whose new coalitions fit ``budget``
         evaluations, and the values ``(M, K)`` of its draws (float64)."""
-        if self.bits is None:
-            masks = masks[: budget - budget % step]
+        if self.bits is None:  # the caller drew no more than the budget
             return masks, game(masks).double()
         keys = (masks.long() * self.bits.to(masks.device)).sum(1).tolist()
         new, seen, cut = [], set(), len(keys)
@@ -243,19 +246,17 @@ def kernel_shap(
         if border
         else ()
     )
-    kernel = shapley_kernel_size_probabilities(num_players)
-    per_coalition = kernel / torch.tensor(
-        [math.comb(num_players, k) for k in range(num_players + 1)], dtype=torch.float64
-    )
     border_masks = coalitions_of_sizes(enumerated, num_players, device)
     z = border_masks.double()
-    weights = per_coalition.to(device)[border_masks.sum(1)]
+    weights = shapley_kernel_log_prob(border_masks).exp()
     border_gains = (
         game(border_masks).double() - v_empty if len(z) else z.new_zeros(0, total.shape[0])
     )
     border_gram = torch.einsum("s,si,sj->ij", weights, z, z)
     border_b = torch.einsum("s,si,sk->ik", weights, z, border_gains)
-    sampled_mass = 1.0 - float(kernel[list(enumerated)].sum())
+    sampled_mass = 1.0 - float(
+        shapley_kernel_size_probabilities(num_players)[list(enumerated)].sum()
+    )
     everything_enumerated = len(enumerated) == num_players - 1
     sampler = (
         None
