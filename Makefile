@@ -70,7 +70,7 @@ bench-gpu: $(STAMP)
 
 # docs/scale.md: FLOPs and H100-hours of every training run and seeds' table (shapvision_drivers/scale.py)
 scale: $(STAMP)
-	$(BIN)/python -m shapvision_drivers.scale --out docs/scale.md
+	$(BIN)/python -m shapvision_drivers.scale --jobs 2 --out docs/scale.md
 
 SV := $(BIN)/shapvision
 DIGITS := --config experiments/digits/trainer.yaml

@@ -37,13 +37,16 @@ beside 12: estimates of token-dropping methods are low by up to about 10 %.
 
 import argparse
 import copy
+import functools
 import importlib
 import inspect
 import json
+import multiprocessing
 import re
 import shlex
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import lightning as L
@@ -140,14 +143,15 @@ def class_of(class_path: str) -> type:
 @register_model
 def shapvision_scale_proxy_vit(pretrained: bool = False, **kwargs):
     """The CLIP proxy's image trunk: EVA02-B-16's timm Eva (so every method of SVO Tables 5-6 applies,
-    the CLIP explainers included) with its 16 px patches at 224, 96 wide and 2 blocks deep."""
+    the CLIP explainers included) with its 16 px patches at 224, 96 wide and as deep as EVA02-B-16 (12
+    blocks: M2IB reads a block by its index, ``layer: 9``)."""
     options = {k: v for k, v in kwargs.items() if not k.startswith("pretrained")}
     return timm.create_model(
         "eva02_base_patch16_clip_224",
         pretrained=False,
-        embed_dim=96,
-        depth=2,
-        num_heads=3,
+        embed_dim=PROXY_VIT["embed_dim"],
+        depth=12,
+        num_heads=PROXY_VIT["num_heads"],
         **options,
     )
 
@@ -523,6 +527,28 @@ def amount(flops: float | None, scale: dict, precision: str) -> tuple[str, str]:
     return f"{flops / 1e15:,.2f}", gpu_hours(flops, scale, precision)
 
 
+def cost_part(part: tuple[str, str], folders: list[str] | None, threads: int) -> list[dict]:
+    """One unit of the cost model, in a temporary folder of its own (so parts can run in parallel
+    processes): ``("training", "")`` the training runs, ``("table", name)`` one seeds' table."""
+    torch.set_num_threads(threads)
+    scale = read_yaml(SCALE_FILE)
+
+    def log(message):
+        print(message, flush=True)
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        register_proxy_clip(folder)
+        real = ModuleFactory(folder / "real", proxy=False, datasets=scale["datasets"])
+        proxy = ModuleFactory(folder / "proxy", proxy=True, datasets=scale["datasets"])
+        real.folder.mkdir(), proxy.folder.mkdir()
+        kind, name = part
+        if kind == "training":
+            return training_rows(real, scale, set(folders) if folders else None, log)
+        table = read_yaml(TABLES_FILE)[name]
+        return table_rows(proxy, real, scale, {name: table}, log)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -534,43 +560,54 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--tables", nargs="*", help="only these tables (default: every table-* template)"
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="processes that cost the training runs and the tables side by side (CPU threads split among them)",
+    )
     args = parser.parse_args(argv)
-    scale = read_yaml(SCALE_FILE)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    names = (
+        args.tables
+        if args.tables is not None
+        else [n.removeprefix("table-") for n in templates("table")]
+    )
+    unknown = sorted(set(names) - set(read_yaml(TABLES_FILE)))
+    if unknown:
+        parser.error(f"--tables: no such table in {TABLES_FILE}: {', '.join(unknown)}")
+    parts = [("training", "")] + [("table", name) for name in names]
+    threads = max(1, torch.get_num_threads() // args.jobs)
     started = time.perf_counter()
-
-    def log(message):
-        print(message, flush=True)
-
-    with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
-        register_proxy_clip(folder)
-        real = ModuleFactory(folder / "real", proxy=False, datasets=scale["datasets"])
-        proxy = ModuleFactory(folder / "proxy", proxy=True, datasets=scale["datasets"])
-        real.folder.mkdir(), proxy.folder.mkdir()
-        log("training runs (real size):")
-        training = training_rows(real, scale, set(args.folders) if args.folders else None, log)
-        names = (
-            args.tables
-            if args.tables is not None
-            else [n.removeprefix("table-") for n in templates("table")]
-        )
-        every_table = read_yaml(TABLES_FILE)
-        log("tables (proxies):")
-        tables = table_rows(proxy, real, scale, {n: every_table[n] for n in names}, log)
-    write(Path(args.out), scale, training, tables, time.perf_counter() - started)
-    log(f"written: {args.out}")
+    cost = functools.partial(cost_part, folders=args.folders, threads=threads)
+    if args.jobs == 1:
+        results = [cost(part) for part in parts]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+            results = list(pool.map(cost, parts))
+    seconds = time.perf_counter() - started
+    write(
+        Path(args.out),
+        read_yaml(SCALE_FILE),
+        results[0],
+        sum(results[1:], []),
+        seconds,
+        args.jobs * threads,
+    )
+    print(f"written: {args.out}")
 
 
 def write(
-    path: Path, scale: dict, training: list[dict], tables: list[dict], seconds: float
+    path: Path, scale: dict, training: list[dict], tables: list[dict], seconds: float, threads: int
 ) -> None:
     device = scale["device"]
     lines = [
         "# What each run costs: FLOPs and GPU-hours",
         "",
         "Generated by `python -m shapvision_drivers.scale` (the method: its docstring) from experiments/scale.yaml",
-        f"and the configs; {seconds:.0f} s on {torch.get_num_threads()} CPU threads, torch {torch.__version__}.",
+        f"and the configs; {seconds:.0f} s on {threads} CPU threads, torch {torch.__version__}.",
         f"GPU-hours on one {device['name']} ({device['peak_tflops']['bf16']:.0f} dense bf16 TFLOP/s,",
         f"{device['peak_tflops']['fp32']:.0f} TF32) at an assumed {100 * scale['mfu']:.0f} % MFU: estimates, not",
         "measurements (see BENCHMARKS.md for measured steps). Divide by the GPUs of the SLURM template for wall time.",

@@ -210,6 +210,36 @@ def test_shared_vote_fraction_is_one_for_caption_independent_votes():
     assert shared_vote_fraction(centred).item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_vote_sparsity_penalises_the_positive_votes_in_logit_units(scenes):
+    """The training loss = contrastive + vote_sparsity x mean over every caption of the batch of
+    max(logit_scale / N x vote, 0) (``absolute``: |.|); a negative vote costs nothing by default."""
+    batch = torch.utils.data.default_collate([scenes.train_set[i] for i in range(4)])
+    losses = {}
+    for part in ("positive", "absolute"):
+        torch.manual_seed(0)
+        model = SVOCLIP(
+            clip_model=TINY,
+            img_size=32,
+            shapley_weight=0,
+            vote_sparsity=2.0,
+            vote_sparsity_part=part,
+        )
+        logged = {}
+        model.log = lambda name, value, logged=logged, **kwargs: logged.__setitem__(name, value)
+        losses[part] = model.training_loss(batch["image"], batch["text"]).item()
+        with torch.no_grad():
+            votes = model.patch_embeddings(batch["image"]) @ model.text_features(batch["text"]).T
+            scaled = model.towers.logit_scale.exp() / model.num_patches * votes
+        hand = (scaled.clamp_min(0) if part == "positive" else scaled.abs()).mean()
+        assert (scaled < 0).any() and (scaled > 0).any()  # both signs occur: the parts differ
+        assert losses[part] == pytest.approx(
+            logged["train/contrastive_loss"].item() + 2.0 * hand.item(), rel=1e-5
+        )
+    assert losses["positive"] < losses["absolute"]
+    with pytest.raises(ValueError, match="vote_sparsity_part must be 'positive' or 'absolute'"):
+        SVOCLIP(clip_model=TINY, img_size=32, vote_sparsity_part="relu")
+
+
 @pytest.mark.slow  # two exact computations (2^16 masked forwards each): about 30 s
 def test_svo_clip_training_brings_votes_towards_exact_shapley_values(scenes):
     """A few steps of SVO-CLIP with a large lambda: the votes track the exact values of its own game."""

@@ -96,6 +96,16 @@ def test_checkpoints_name_the_configs_that_train_them():
         scale.training_config_of("${CHECKPOINTS}/nowhere/best.ckpt")
 
 
+def test_bad_options_are_refused_before_anything_is_built(capsys):
+    with pytest.raises(SystemExit):
+        scale.main(["--tables", "svo-retrieval", "no-such-table"])
+    error = capsys.readouterr().err
+    assert "--tables: no such table" in error and "no-such-table" in error
+    with pytest.raises(SystemExit):
+        scale.main(["--jobs", "0"])
+    assert "--jobs must be >= 1" in capsys.readouterr().err
+
+
 def test_flop_tally_counts_what_the_flop_counter_counts_and_through_autograd_grad():
     torch.manual_seed(0)
     inner = torch.nn.Linear(8, 16)

@@ -204,6 +204,38 @@ def test_a_coalition_drawn_again_is_not_evaluated_again():
     assert sum(errors[True]) < 0.8 * sum(errors[False]), errors
 
 
+def test_a_fixed_budget_calls_the_game_once():
+    # v(N), v(empty), the enumerated border sizes and every distinct draw go to the game in one call
+    # (a small budget's cost is the game's per-call cost); an adaptive run calls it once per batch.
+    n = 8
+    mlp = MLPGame(n, 3, generator=torch.Generator().manual_seed(0))
+    calls = []
+
+    def game(masks):
+        calls.append(len(masks))
+        return mlp(masks)[:, 0]
+
+    est = kernel_shap(
+        game,
+        n,
+        threshold=None,
+        max_evals=100,
+        batch_size=100,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert border_sizes(n, 98) and calls == [100] and est.num_evals == 100
+    calls.clear()
+    est = kernel_shap(
+        game,
+        n,
+        threshold=1e-9,
+        max_evals=100,
+        batch_size=20,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert sum(calls) == est.num_evals and max(calls) <= 20 and len(calls) > 2
+
+
 def test_shapley_kernel_gram_matches_sampled_second_moment():
     n = 9
     masks = (

@@ -11,7 +11,7 @@ The vision tower runs on patch tokens only, in both branches (paper: "remove mas
 [cls] for ViT"); ``keep_cls: true`` keeps the CLS token in the sequence (our ablation).
 
 Loss = CLIP contrastive (``ClipLoss``, gathered across ranks) + ``shapley_weight`` x Shapley loss (SVO
-Eq. 13) + ``vote_sparsity`` x mean |vote| (ours, see below). The Shapley loss is in the units of the
+Eq. 13) + ``vote_sparsity`` x the mean positive vote (ours, see below). The Shapley loss is in the units of the
 contrastive logits, as the paper's is in logit units: the game of caption t is
 v_t(S) = logit_scale * s(x_S, t) / N on the masked image (removed patch tokens dropped with their
 rotary embeddings, so v_t(empty) = 0), asked to equal 1_S^T phi_t(x) in the same units, under
@@ -23,12 +23,13 @@ constant (ours: otherwise the loss could shrink itself by lowering ``logit_scale
 A vote offset shared by every caption (v(S) = c_t |S|) is additive, so neither loss sees it: every
 image has N patches, so the contrastive logits move by the same N c_t for every image. The fraction
 of the votes' squared size that is shared by the batch's captions is logged as
-``train/vote_shared_fraction``. ``vote_sparsity`` (ours) adds the mean absolute vote in logit units,
-over every caption of the batch: the one term that sees the offset, it picks it so that most patches
-(the background of a scene) vote near zero for a caption that does not name them.
+``train/vote_shared_fraction``. ``vote_sparsity`` (ours) adds the mean positive part of the votes
+in logit units, over every caption of the batch (``vote_sparsity_part: absolute``: the mean |vote|):
+the one term that sees the offset, it asks that a patch support a caption only where the contrastive
+loss pays for it, so the background and the digit a caption does not name stop voting for it.
 ``centre_captions`` subtracts the running mean of the training captions' embeddings from every caption
-(the caption-contrast game). Defaults (lambda 10, ``vote_sparsity`` 1, no centring) are ours, chosen
-by the ablation on digit scenes in docs/svo_clip.md.
+(the caption-contrast game). Defaults (lambda 10, ``vote_sparsity`` 1 on the positive part, no
+centring) are ours, chosen by the ablation on digit scenes in docs/svo_clip.md.
 """
 
 from typing import Literal
@@ -41,6 +42,7 @@ from shapvision.modules.image_text import ImageTextModule
 from shapvision.objectives.svo import SVOObjective, svo_clip_shapley_loss
 
 ShapleyCaptions = Literal["batch", "sampled", "matched"]
+SparsityPart = Literal["positive", "absolute"]
 # the captions of the Shapley loss, as the SVO objective's targets
 CAPTION_TARGETS = {"batch": "all", "sampled": "sampled", "matched": "matched"}
 
@@ -72,6 +74,7 @@ class SVOCLIP(ImageTextModule):
         shapley_captions: ShapleyCaptions = "batch",
         keep_cls: bool = False,
         vote_sparsity: float = 1.0,
+        vote_sparsity_part: SparsityPart = "positive",
         centre_captions: bool = False,
         caption_mean_momentum: float = 0.99,
         lr: float = 1e-5,
@@ -80,6 +83,11 @@ class SVOCLIP(ImageTextModule):
     ):
         if vote_sparsity < 0:
             raise ValueError(f"model.init_args.vote_sparsity must be >= 0, got {vote_sparsity}")
+        if vote_sparsity_part not in ("positive", "absolute"):
+            raise ValueError(
+                "model.init_args.vote_sparsity_part must be 'positive' or 'absolute', "
+                f"got {vote_sparsity_part!r}"
+            )
         if not 0 <= caption_mean_momentum < 1:
             raise ValueError(
                 f"model.init_args.caption_mean_momentum must be in [0, 1), got {caption_mean_momentum}"
@@ -188,7 +196,9 @@ class SVOCLIP(ImageTextModule):
         votes = patches @ text.T
         self.log("train/vote_shared_fraction", shared_vote_fraction(votes.detach()))
         if self.hparams.vote_sparsity:
-            sparsity = (self.logit_units() * votes).abs().mean()
+            scaled = self.logit_units() * votes
+            part = scaled.relu() if self.hparams.vote_sparsity_part == "positive" else scaled.abs()
+            sparsity = part.mean()
             self.log("train/vote_sparsity", sparsity)
             loss = loss + self.hparams.vote_sparsity * sparsity
         if self.hparams.shapley_weight:

@@ -108,12 +108,13 @@ def coalitions_of_sizes(
 
 
 class _EvaluatedCoalitions:
-    """The values of the coalitions evaluated so far, so that a coalition drawn again costs no game
+    """A table of coalitions and their values, so that a coalition drawn again costs no game
     evaluation (shapiq's sampler likewise draws until its budget of distinct coalitions is reached).
     Every draw still enters the estimate, with its multiplicity: the estimator is the same
     with-replacement estimator, with more draws for the same evaluations. Coalitions are keyed by their
     bits, up to 62 players; above that repeats are too rare to matter and every draw is evaluated
-    (``num_players=None``: every draw evaluated)."""
+    (``num_players=None``: every draw evaluated). Coalitions wait in the table until ``evaluate``, so
+    that a fixed budget is spent in one call to the game (its per-call cost dominates small budgets)."""
 
     def __init__(self, num_players: int | None):
         self.bits = (
@@ -121,38 +122,55 @@ class _EvaluatedCoalitions:
             if num_players is not None and num_players <= 62
             else None
         )
-        self.row_of: dict[int, int] = {}
-        self.values: list[torch.Tensor] = []
+        self.known_keys = torch.zeros(0, dtype=torch.long)
+        self.known_rows = torch.zeros(0, dtype=torch.long)
+        self.pending: list[torch.Tensor] = []
+        self.size = 0
+        self.values: torch.Tensor | None = None
 
-    def evaluate(
-        self, game: GameEvaluator, masks: torch.Tensor, budget: int, step: int
+    def add(self, masks: torch.Tensor) -> torch.Tensor:
+        """Rows of coalitions that are evaluated whatever was drawn before (v(N), v(empty), the
+        enumerated sizes: never drawn by the sampler)."""
+        self.pending.append(masks)
+        self.size += len(masks)
+        return torch.arange(self.size - len(masks), self.size, device=masks.device)
+
+    def select(
+        self, masks: torch.Tensor, budget: int, step: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The longest prefix of whole groups of ``step`` draws whose new coalitions fit ``budget``
-        evaluations, and the values ``(M, K)`` of its draws (float64)."""
+        evaluations, and each draw's row; the new coalitions wait for ``evaluate``."""
         if self.bits is None:  # the caller drew no more than the budget
-            return masks, game(masks).double()
-        keys = (masks.long() * self.bits.to(masks.device)).sum(1).tolist()
-        new, seen, cut = [], set(), len(keys)
-        for start in range(0, len(keys), step):
-            group = [
-                j
-                for j in range(start, start + step)
-                if keys[j] not in self.row_of and keys[j] not in seen
-            ]
-            if len(new) + len(group) > budget:
-                cut = start
-                break
-            seen.update(keys[j] for j in group)
-            new += group
-        if new:
-            evaluated = game(masks[new]).double()
-            for row, j in enumerate(new):
-                self.row_of[keys[j]] = len(self.values) + row
-            self.values.extend(evaluated.unbind(0))
-        if not cut:
-            return masks[:0], torch.zeros(0, 1, dtype=torch.float64, device=masks.device)
-        stacked = torch.stack([self.values[self.row_of[key]] for key in keys[:cut]])
-        return masks[:cut], stacked
+            return masks, self.add(masks)
+        device = masks.device
+        keys = (masks.long() * self.bits.to(device)).sum(1).cpu()
+        unique, inverse = torch.unique(keys, return_inverse=True)
+        positions = torch.arange(len(keys))
+        first = torch.full((len(unique),), len(keys)).scatter_reduce_(0, inverse, positions, "amin")
+        is_new = torch.zeros(len(keys), dtype=torch.bool)
+        is_new[first[~torch.isin(unique, self.known_keys)]] = True
+        cut = step * int((is_new.view(-1, step).sum(1).cumsum(0) <= budget).sum())
+        keys, is_new = keys[:cut], is_new[:cut]
+        new_keys = keys[is_new]
+        self.known_keys = torch.cat([self.known_keys, new_keys])
+        self.known_rows = torch.cat(
+            [self.known_rows, torch.arange(self.size, self.size + len(new_keys))]
+        )
+        if len(new_keys):
+            self.add(masks[:cut][is_new.to(device)])
+        order = torch.argsort(self.known_keys)
+        rows = self.known_rows[order][torch.searchsorted(self.known_keys[order], keys)]
+        return masks[:cut], rows.to(device)
+
+    def evaluate(self, game: GameEvaluator) -> None:
+        """Evaluates every waiting coalition in one call of the game (float64 values)."""
+        if self.pending:
+            values = game(torch.cat(self.pending)).double()
+            self.values = values if self.values is None else torch.cat([self.values, values])
+            self.pending = []
+
+    def values_of(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.values[rows]
 
 
 class _SampleStore:
@@ -208,6 +226,31 @@ class _SampleStore:
         return (sum_sq / (self.count - 1) / self.count).sqrt()
 
 
+def _draws(
+    sampler: ShapleyKernelSampler,
+    table: _EvaluatedCoalitions,
+    max_evals: int,
+    batch: int,
+    step: int,
+    generator: torch.Generator | None,
+    device: torch.device,
+):
+    """Draws within the budget, at most ``batch`` new evaluations at a time, each with its rows in
+    ``table``. Draws continue while repeated coalitions leave evaluations unspent, up to
+    ``_MAX_DRAWS_PER_EVALUATION`` draws per evaluation (the sampled sizes nearly exhausted)."""
+    draws = 0
+    while (budget := min(batch, max_evals - table.size)) >= step:
+        if draws > _MAX_DRAWS_PER_EVALUATION * max_evals:
+            return
+        budget -= budget % step
+        masks = sampler.sample(budget, generator=generator, device=device)
+        draws += len(masks)
+        masks, rows = table.select(masks, budget, step)
+        if not len(masks):
+            return
+        yield masks, rows
+
+
 def kernel_shap(
     value_fn: ValueFunction,
     num_players: int,
@@ -227,7 +270,8 @@ def kernel_shap(
     Samples coalitions from the Shapley kernel (``paired`` appends complements) ``batch_size`` evaluations
     at a time until the Covert & Lee rule ``max std / (max phi - min phi) < threshold`` holds or
     ``max_evals`` evaluations (v(N) and v(empty) included) are spent. ``threshold=None`` always spends
-    the whole budget, for comparisons at equal cost. ``unbiased`` selects the estimator, ``border``
+    the whole budget, for comparisons at equal cost: every coalition is drawn first and the game is
+    called once (in chunks of ``batch_size``). ``unbiased`` selects the estimator, ``border``
     enumerates the border sizes that fit (module docstring); ``reuse_repeats`` evaluates a coalition
     drawn again only once, so the budget counts distinct coalitions (``_EvaluatedCoalitions``).
     """
@@ -238,8 +282,6 @@ def kernel_shap(
         raise ValueError(f"paired KernelSHAP needs an even batch_size, got {batch_size}")
     device = torch.device(device) if device is not None else torch.device("cpu")
     game = GameEvaluator(value_fn, num_players, batch_size)
-    v_full, v_empty = game(full_and_empty(num_players, device)).double()
-    total = v_full - v_empty
     step = 2 if paired else 1
     enumerated = (
         border_sizes(num_players, max_evals - 2 if threshold is None else batch_size)
@@ -247,21 +289,31 @@ def kernel_shap(
         else ()
     )
     border_masks = coalitions_of_sizes(enumerated, num_players, device)
-    z = border_masks.double()
-    weights = shapley_kernel_log_prob(border_masks).exp()
-    border_gains = (
-        game(border_masks).double() - v_empty if len(z) else z.new_zeros(0, total.shape[0])
-    )
-    border_gram = torch.einsum("s,si,sj->ij", weights, z, z)
-    border_b = torch.einsum("s,si,sk->ik", weights, z, border_gains)
-    sampled_mass = 1.0 - float(
-        shapley_kernel_size_probabilities(num_players)[list(enumerated)].sum()
-    )
     everything_enumerated = len(enumerated) == num_players - 1
     sampler = (
         None
         if everything_enumerated
         else ShapleyKernelSampler(num_players, paired=paired, excluded_sizes=enumerated)
+    )
+    table = _EvaluatedCoalitions(num_players if reuse_repeats else None)
+    ends = table.add(full_and_empty(num_players, device))
+    border_rows = table.add(border_masks)
+    # A fixed budget draws every sample first, so the game is called once in all.
+    drawn = (
+        list(_draws(sampler, table, max_evals, max_evals, step, generator, device))
+        if threshold is None and sampler is not None
+        else []
+    )
+    table.evaluate(game)
+    v_full, v_empty = table.values_of(ends)
+    total = v_full - v_empty
+    z = border_masks.double()
+    weights = shapley_kernel_log_prob(border_masks).exp()
+    border_gains = table.values_of(border_rows) - v_empty
+    border_gram = torch.einsum("s,si,sj->ij", weights, z, z)
+    border_b = torch.einsum("s,si,sk->ik", weights, z, border_gains)
+    sampled_mass = 1.0 - float(
+        shapley_kernel_size_probabilities(num_players)[list(enumerated)].sum()
     )
 
     if unbiased:
@@ -286,29 +338,29 @@ def kernel_shap(
             return values, torch.full_like(values, math.inf)
         return values, store.delta_method_std(values, solve_transform)
 
-    converged = everything_enumerated
-    cache = _EvaluatedCoalitions(num_players if reuse_repeats else None)
-    draws = 0
-    while not converged and (budget := min(batch_size, max_evals - game.num_evals)) >= step:
-        if draws > _MAX_DRAWS_PER_EVALUATION * max_evals:
-            break  # nearly every sampled size exhausted: repeated draws only
-        budget -= budget % step
-        masks = sampler.sample(budget, generator=generator, device=device)
-        draws += len(masks)
-        masks, values = cache.evaluate(game, masks, max_evals - game.num_evals, step)
-        if not len(masks):
-            break
-        gains = values - v_empty
+    def add_samples(masks: torch.Tensor, rows: torch.Tensor) -> int:
+        gains = table.values_of(rows) - v_empty
         if unbiased:
             b_terms = (masks.double().unsqueeze(2) * gains.unsqueeze(1)).view(
                 len(masks) // step, step, num_players, -1
             )
             moments.update(torch.einsum("ij,sgjk->sik", transform, b_terms) * (sampled_mass / step))
-            count = moments.count
-        else:
-            store.add(masks, gains)
-            count = store.count
-        if threshold is None or count < 2:
+            return moments.count
+        store.add(masks, gains)
+        return store.count
+
+    for masks, rows in drawn:
+        add_samples(masks, rows)
+    converged = everything_enumerated
+    adaptive = (
+        _draws(sampler, table, max_evals, batch_size, step, generator, device)
+        if threshold is not None and not converged
+        else ()
+    )
+    for masks, rows in adaptive:
+        table.evaluate(game)
+        count = add_samples(masks, rows)
+        if count < 2:
             continue
         values, std = current(final=False)
         if std is None:
