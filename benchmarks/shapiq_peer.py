@@ -98,6 +98,10 @@ def games(args) -> list[tuple[str, object]]:
     return found
 
 
+def standard_error(values: list[float]) -> float:
+    return statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
+
+
 def scalar(game):
     """The first output of a game with several (an MLP game's class probabilities)."""
     return lambda masks: game(masks)[:, 0]
@@ -161,17 +165,18 @@ def main(argv=None):
     print(f"exact values, shapiq vs ours: max |difference| = {max(exact_agreement):.2e}")
     print()
     print(
-        "rel. RMSE: mean over games and seeds; ms: mean over games of the median over seeds (each"
+        "rel. RMSE: mean ± standard error over games and seeds; ms: mean over games of the median"
     )
     print(
-        "estimator's seeds back to back, after an untimed call of the game at the budget's batch size)"
+        "over seeds (each estimator's seeds back to back, after an untimed call of the game at the"
     )
+    print("budget's batch size)")
     print()
     print("| estimator | " + " | ".join(f"{b} evals: rel. RMSE / ms" for b in args.budgets) + " |")
     print("|---|" + "---|" * len(args.budgets))
     for name in (*OURS, *SHAPIQ):
         cells = [
-            f"{statistics.mean(errors[name][b]):.4f} / "
+            f"{statistics.mean(errors[name][b]):.4f} ± {standard_error(errors[name][b]):.4f} / "
             f"{1000 * statistics.mean(map(statistics.median, seconds[name][b])):.1f}"
             for b in args.budgets
         ]

@@ -16,9 +16,9 @@ PyTorch's math kernel so that its matrix products are counted; 2 FLOPs per multi
 - **Seeds' tables**: every ``table-*`` template. Each run of the table is its Evaluation /
   ImageTextEvaluation config, on a *proxy* of its checkpoints: the same configs and the same patch
   grid and image size, narrower networks (ViTs: 96 wide, 2 blocks, explainer heads narrowed by the
-  same factor; ResNets: ResNet-18; CLIP: EVA02-B-16's timm Eva trunk 96 wide, 2 blocks, and a 2-block
-  text tower), so the methods' thousands of
-  masked forwards run in seconds. One test step on one image is counted and expressed in forwards of
+  same factor; ResNets: ResNet-18; CLIP: EVA02-B-16's timm Eva trunk 96 wide with its 12 blocks, so
+  that methods which read a block by its index (M2IB's ``layer: 9``) find it, and a 2-block text
+  tower), so the methods' thousands of masked forwards run in seconds. One test step on one image is counted and expressed in forwards of
   the explained model (vision) and of the text tower (per caption); times the real model's forward,
   measured at real size, that is the FLOPs per test image. Metrics that score only the first
   ``images`` test images (``shapley_accuracy``) are counted on those only: the step is counted
@@ -80,7 +80,11 @@ def read_yaml(path: Path) -> dict:
 
 
 def merge(base: dict, update: dict) -> dict:
-    """jsonargparse's merge of two configs, for what the cost model reads (dicts merge, the rest replaces)."""
+    """jsonargparse's merge of two configs, for what the cost model reads: dicts merge, the rest
+    replaces, and a ``class_path`` of another class replaces its ``init_args`` too (as jsonargparse
+    drops the arguments of the class it replaces)."""
+    if "class_path" in update and update["class_path"] != base.get("class_path"):
+        return copy.deepcopy(update)
     merged = copy.deepcopy(base)
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):

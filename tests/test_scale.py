@@ -84,6 +84,18 @@ def test_every_dataset_a_template_reads_has_a_size():
             assert scale.dataset_key(config) in settings["datasets"], (name, configs)
 
 
+def test_a_later_config_of_another_class_replaces_the_data_module():
+    # SVO Table 3 on ImageNet-S: vit.yaml's gtsegs data module, then imagenet_s.yaml's ImageNet-S one
+    table = scale.read_yaml(scale.TABLES_FILE)["svo-segmentation-imagenet-s"]
+    config = scale.merged_configs([table["trainer"], *table["runs"]["ViT-B/16"]])
+    assert config["data"]["class_path"].endswith("ImageNetSDataModule")
+    assert scale.dataset_key(config) == "ImageNetS919"
+    same = scale.merge(
+        {"a": {"class_path": "X", "init_args": {"p": 1}}}, {"a": {"init_args": {"q": 2}}}
+    )
+    assert same == {"a": {"class_path": "X", "init_args": {"p": 1, "q": 2}}}
+
+
 def test_checkpoints_name_the_configs_that_train_them():
     assert scale.training_config_of("runs/pets/surrogate/best.ckpt") == [
         "experiments/pets/trainer.yaml",
