@@ -7,8 +7,9 @@ Games (16 players, so exact values are the reference): a random MLP game (``MLPG
 ``--images`` test images (patches removed by dropping tokens). Per estimator and budget: the RMSE
 against the exact values relative to their RMS (mean over games and seeds) and the milliseconds per
 estimate (mean over games of the median over seeds). A budget is the number of game evaluations: for
-ours ``max_evals``, for shapiq the distinct coalitions it evaluates (empty and grand coalitions included; its "border trick" enumerates the sizes
-that fit exactly). shapiq 1.4.1 is the newest that installs on Python 3.11 (shapiq 1.8 needs 3.12).
+ours ``max_evals``, for shapiq the distinct coalitions it evaluates (empty and grand coalitions
+included; its "border trick" enumerates the sizes that fit exactly). shapiq 1.4.1 is the newest that
+installs on Python 3.11 (shapiq 1.8 needs 3.12).
 
     python benchmarks/shapiq_peer.py --checkpoint runs/digits/surrogate/best.ckpt
     python benchmarks/shapiq_peer.py --tiny
@@ -165,13 +166,10 @@ def main(argv=None):
     print(f"exact values, shapiq vs ours: max |difference| = {max(exact_agreement):.2e}")
     print()
     print(
-        "rel. RMSE: mean ± standard error over games and seeds; ms: mean over games of the median"
+        "rel. RMSE: mean ± standard error over games and seeds; ms: mean over games of the median\n"
+        "over seeds (each estimator's seeds back to back, after an untimed call of the game at the\n"
+        "budget's batch size)\n"
     )
-    print(
-        "over seeds (each estimator's seeds back to back, after an untimed call of the game at the"
-    )
-    print("budget's batch size)")
-    print()
     print("| estimator | " + " | ".join(f"{b} evals: rel. RMSE / ms" for b in args.budgets) + " |")
     print("|---|" + "---|" * len(args.budgets))
     for name in (*OURS, *SHAPIQ):

@@ -18,9 +18,9 @@ PyTorch's math kernel so that its matrix products are counted; 2 FLOPs per multi
   grid and image size, narrower networks (ViTs: 96 wide, 2 blocks, explainer heads narrowed by the
   same factor; ResNets: ResNet-18; CLIP: EVA02-B-16's timm Eva trunk 96 wide with its 12 blocks, so
   that methods which read a block by its index (M2IB's ``layer: 9``) find it, and a 2-block text
-  tower), so the methods' thousands of masked forwards run in seconds. One test step on one image is counted and expressed in forwards of
-  the explained model (vision) and of the text tower (per caption); times the real model's forward,
-  measured at real size, that is the FLOPs per test image. Metrics that score only the first
+  tower), so the methods' thousands of masked forwards run in seconds. One test step on one image is
+  counted and expressed in forwards of the explained model (vision) and of the text tower (per
+  caption); times the real model's forward, measured at real size, that is the FLOPs per test image. Metrics that score only the first
   ``images`` test images (``shapley_accuracy``) are counted on those only: the step is counted
   once with dataset indices 0, 1 and once with indices past every limit.
 - **GPU-hours** = FLOPs / (peak x MFU) on the device of experiments/scale.yaml (one H100 SXM, 989
@@ -531,26 +531,44 @@ def amount(flops: float | None, scale: dict, precision: str) -> tuple[str, str]:
     return f"{flops / 1e15:,.2f}", gpu_hours(flops, scale, precision)
 
 
-def cost_part(part: tuple[str, str], folders: list[str] | None, threads: int) -> list[dict]:
-    """One unit of the cost model, in a temporary folder of its own (so parts can run in parallel
-    processes): ``("training", "")`` the training runs, ``("table", name)`` one seeds' table."""
+class CostContext:
+    """What the parts costed in one process share: a temporary folder, the proxy CLIP's registration
+    and the two module factories, so a checkpoint that several tables name is built once per process."""
+
+    def __init__(self):
+        self.scale = read_yaml(SCALE_FILE)
+        self.folder = tempfile.TemporaryDirectory()  # removed when the process ends, at the latest
+        root = Path(self.folder.name)
+        register_proxy_clip(root)
+        datasets = self.scale["datasets"]
+        self.real = ModuleFactory(root / "real", proxy=False, datasets=datasets)
+        self.proxy = ModuleFactory(root / "proxy", proxy=True, datasets=datasets)
+        self.real.folder.mkdir(), self.proxy.folder.mkdir()
+
+
+_process_context: CostContext | None = None
+
+
+def start_process(threads: int) -> None:
+    """The set-up of a process that costs parts (``--jobs`` workers, or the one process of ``--jobs 1``)."""
+    global _process_context
     torch.set_num_threads(threads)
-    scale = read_yaml(SCALE_FILE)
+    _process_context = CostContext()
+
+
+def cost_part(part: tuple[str, str], folders: list[str] | None) -> list[dict]:
+    """One unit of the cost model, in the process's ``CostContext``: ``("training", "")`` the
+    training runs, ``("table", name)`` one seeds' table."""
+    context = _process_context
 
     def log(message):
         print(message, flush=True)
 
-    with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
-        register_proxy_clip(folder)
-        real = ModuleFactory(folder / "real", proxy=False, datasets=scale["datasets"])
-        proxy = ModuleFactory(folder / "proxy", proxy=True, datasets=scale["datasets"])
-        real.folder.mkdir(), proxy.folder.mkdir()
-        kind, name = part
-        if kind == "training":
-            return training_rows(real, scale, set(folders) if folders else None, log)
-        table = read_yaml(TABLES_FILE)[name]
-        return table_rows(proxy, real, scale, {name: table}, log)
+    kind, name = part
+    if kind == "training":
+        return training_rows(context.real, context.scale, set(folders) if folders else None, log)
+    table = read_yaml(TABLES_FILE)[name]
+    return table_rows(context.proxy, context.real, context.scale, {name: table}, log)
 
 
 def main(argv=None) -> None:
@@ -584,12 +602,18 @@ def main(argv=None) -> None:
     parts = [("training", "")] + [("table", name) for name in names]
     threads = max(1, torch.get_num_threads() // args.jobs)
     started = time.perf_counter()
-    cost = functools.partial(cost_part, folders=args.folders, threads=threads)
+    cost = functools.partial(cost_part, folders=args.folders)
     if args.jobs == 1:
+        start_process(threads)
         results = [cost(part) for part in parts]
+        _process_context.folder.cleanup()
     else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            args.jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=start_process,
+            initargs=(threads,),
+        ) as pool:
             results = list(pool.map(cost, parts))
     seconds = time.perf_counter() - started
     write(

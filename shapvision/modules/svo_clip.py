@@ -11,8 +11,8 @@ The vision tower runs on patch tokens only, in both branches (paper: "remove mas
 [cls] for ViT"); ``keep_cls: true`` keeps the CLS token in the sequence (our ablation).
 
 Loss = CLIP contrastive (``ClipLoss``, gathered across ranks) + ``shapley_weight`` x Shapley loss (SVO
-Eq. 13) + ``vote_sparsity`` x the mean positive vote (ours, see below). The Shapley loss is in the units of the
-contrastive logits, as the paper's is in logit units: the game of caption t is
+Eq. 13) + ``vote_sparsity`` x the mean positive vote (ours, see below). The Shapley loss is in the
+units of the contrastive logits, as the paper's is in logit units: the game of caption t is
 v_t(S) = logit_scale * s(x_S, t) / N on the masked image (removed patch tokens dropped with their
 rotary embeddings, so v_t(empty) = 0), asked to equal 1_S^T phi_t(x) in the same units, under
 Shapley-kernel masks. ``shapley_captions`` picks the captions, the analogue of Eq. 11's uniform
@@ -32,7 +32,7 @@ loss pays for it, so the background and the digit a caption does not name stop v
 centring) are ours, chosen by the ablation on digit scenes in docs/svo_clip.md.
 """
 
-from typing import Literal
+from typing import Literal, get_args
 
 import open_clip
 import torch
@@ -83,7 +83,7 @@ class SVOCLIP(ImageTextModule):
     ):
         if vote_sparsity < 0:
             raise ValueError(f"model.init_args.vote_sparsity must be >= 0, got {vote_sparsity}")
-        if vote_sparsity_part not in ("positive", "absolute"):
+        if vote_sparsity_part not in get_args(SparsityPart):
             raise ValueError(
                 "model.init_args.vote_sparsity_part must be 'positive' or 'absolute', "
                 f"got {vote_sparsity_part!r}"
